@@ -103,4 +103,3 @@ func openAccessLog(dest string) (io.Writer, func(), error) {
 	}
 	return f, func() { _ = f.Close() }, nil
 }
-
