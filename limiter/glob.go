@@ -1,0 +1,134 @@
+package limiter
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+)
+
+// glob is a compiled pattern. Two flavours exist:
+//
+// Path globs (rule paths) work segment by segment, '/' being the separator:
+//   - a literal segment matches itself ("/items" matches only "/items");
+//   - '*' matches any run of bytes inside one segment, possibly empty
+//     ("/items/*" matches "/items/MLA1", not "/items/MLA1/pictures";
+//     "/items/MLA*" matches "/items/MLA1");
+//   - a final "/**" matches the path itself and everything below it
+//     ("/categories/**" matches "/categories", "/categories/MLA5725" and
+//     "/categories/MLA5725/attributes"); "**" alone matches every path.
+//
+// "**" anywhere else is rejected at load: it would make matching ambiguous and
+// backtracking-heavy for no use case we have.
+//
+// Value globs (header, query and user-agent values) treat the whole value as
+// one segment: '*' matches any run of bytes, '/' included.
+//
+// There is no escaping and no '?' or character classes: a literal '*' cannot
+// be matched. Matching allocates nothing and runs in O(len(pattern) ×
+// len(input)) in the worst case, usually linear.
+type glob struct {
+	pat   string
+	exact bool     // no wildcard: compare the whole string
+	all   bool     // "**": everything matches
+	segs  []string // path: pattern split on '/'; value: one segment
+	tail  bool     // path pattern ended in "/**"
+	path  bool
+}
+
+var errDoubleStar = errors.New(`"**" is only allowed as the last segment ("/a/**")`)
+
+// compilePathGlob compiles a rule path pattern; it must start with '/'.
+func compilePathGlob(p string) (glob, error) {
+	g := glob{pat: p, path: true}
+	if p == "**" {
+		g.all = true
+		return g, nil
+	}
+	if !strings.HasPrefix(p, "/") {
+		return g, errors.New(`must start with "/" (or be "**")`)
+	}
+	body := p
+	if strings.HasSuffix(p, "/**") {
+		g.tail = true
+		body = p[:len(p)-3]
+	}
+	if strings.Contains(body, "**") {
+		return g, errDoubleStar
+	}
+	g.exact = !g.tail && !strings.Contains(body, "*")
+	g.segs = strings.Split(body, "/")
+	return g, nil
+}
+
+// compileValueGlob compiles a header, query or user-agent value pattern.
+func compileValueGlob(p string) (glob, error) {
+	if p == "" {
+		return glob{}, errors.New(`empty pattern: use "*" to require presence`)
+	}
+	g := glob{pat: p, segs: []string{p}}
+	g.exact = !strings.Contains(p, "*")
+	g.all = strings.Trim(p, "*") == ""
+	return g, nil
+}
+
+// match reports whether s matches the pattern. s is only read.
+func (g *glob) match(s []byte) bool {
+	switch {
+	case g.all:
+		return true
+	case g.exact:
+		return string(s) == g.pat
+	case !g.path:
+		return matchSeg(g.segs[0], s)
+	}
+	for i, seg := range g.segs {
+		if i > 0 {
+			if len(s) == 0 || s[0] != '/' {
+				return false
+			}
+			s = s[1:]
+		}
+		j := bytes.IndexByte(s, '/')
+		if j < 0 {
+			j = len(s)
+		}
+		if !matchSeg(seg, s[:j]) {
+			return false
+		}
+		s = s[j:]
+	}
+	if g.tail {
+		return len(s) == 0 || s[0] == '/'
+	}
+	return len(s) == 0
+}
+
+// matchSeg matches s against p where '*' is any run of bytes. It is the
+// classic single-backtrack-point algorithm (as in path.Match): on a mismatch
+// the last '*' absorbs one more byte. One backtrack point suffices because a
+// later star can always absorb what an earlier star would have.
+func matchSeg(p string, s []byte) bool {
+	px, sx := 0, 0
+	starPx, starSx := -1, 0
+	for px < len(p) || sx < len(s) {
+		if px < len(p) {
+			switch c := p[px]; {
+			case c == '*':
+				starPx, starSx = px, sx+1
+				px++
+				continue
+			case sx < len(s) && s[sx] == c:
+				px++
+				sx++
+				continue
+			}
+		}
+		if starPx >= 0 && starSx <= len(s) {
+			px, sx = starPx+1, starSx
+			starSx++
+			continue
+		}
+		return false
+	}
+	return true
+}
