@@ -1,0 +1,118 @@
+package cache
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// entry is one cached response, or a variant marker. Entries are immutable once built and shared
+// by every reader: nothing in them refers to a fasthttp buffer, everything was copied.
+type entry struct {
+	key    []byte // the full key: detects hash collisions, and holds the path for Purge
+	status int
+	hdr    []byte // header names and values back to back, indexed by kv
+	kv     []span
+	body   []byte
+
+	// Unix nanoseconds. stored is the Age origin (upstream Age already subtracted), 0 for a
+	// response that was never stored (a coalesced non-storable answer: no Age stamped).
+	stored, expires, staleUntil int64
+
+	// vary, when non-nil, makes this a marker: the response for this base key varies on these
+	// request headers (lower-case, sorted) and the variants live under base key + variant part.
+	vary []string
+
+	cost int64 // the ristretto cost: bytes held, roughly
+}
+
+// span locates one header line in entry.hdr: name hdr[k:v], value hdr[v:end].
+type span struct{ k, v, end uint32 }
+
+// entryOverhead approximates the fixed bytes of an entry (struct, slice headers) for its cost.
+const entryOverhead = 160
+
+// dropAlways are response fields never copied into an entry: hop-by-hop fields (RFC 9110 §7.6.1;
+// the proxy removes them too, this is a second line), fields fasthttp recomputes (Content-Length,
+// Date) and our own X-Cache.
+var dropAlways = []string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	"Content-Length", "Date", "X-Cache",
+}
+
+// dropStored are further fields never stored: per-client rate-limit state, stamped fresh by the
+// proxy on every answer (draft-ietf-httpapi-ratelimit-headers), and Age, recomputed on each hit.
+var dropStored = []string{"Ratelimit", "Ratelimit-Policy", "Retry-After", "Age"}
+
+// newEntry copies resp into a new entry under key. stored selects the stricter header filter of
+// entries kept in the cache; a snapshot handed only to coalesced waiters keeps rate-limit fields.
+func newEntry(key []byte, resp *fasthttp.Response, stored bool) *entry {
+	body := resp.Body()
+	e := &entry{
+		key:    append([]byte(nil), key...), // copied: key is a pooled buffer
+		status: resp.StatusCode(),
+		body:   append(make([]byte, 0, len(body)), body...), // copied: fasthttp reuses resp's buffers
+	}
+	for k, v := range resp.Header.All() {
+		if dropField(k, stored) {
+			continue
+		}
+		s := span{k: uint32(len(e.hdr))}
+		e.hdr = append(e.hdr, k...)
+		s.v = uint32(len(e.hdr))
+		e.hdr = append(e.hdr, v...)
+		s.end = uint32(len(e.hdr))
+		e.kv = append(e.kv, s)
+	}
+	e.cost = int64(len(e.key)+len(e.hdr)+len(e.body)+12*len(e.kv)) + entryOverhead
+	return e
+}
+
+// newMarker builds a variant marker for base key key.
+func newMarker(key []byte, vary []string) *entry {
+	e := &entry{key: append([]byte(nil), key...), vary: vary}
+	e.cost = int64(len(e.key)) + entryOverhead
+	for _, v := range vary {
+		e.cost += int64(len(v)) + 16
+	}
+	return e
+}
+
+func dropField(k []byte, stored bool) bool {
+	for _, f := range dropAlways {
+		if strings.EqualFold(string(k), f) {
+			return true
+		}
+	}
+	if stored {
+		for _, f := range dropStored {
+			if strings.EqualFold(string(k), f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writeTo replaces resp with e. The body is shared, not copied (SetBodyRaw): it is immutable, and
+// resp must not be modified in place afterwards (appending or replacing is fine).
+func (e *entry) writeTo(resp *fasthttp.Response, now time.Time, r Result) {
+	resp.Reset()
+	resp.SetStatusCode(e.status)
+	for _, s := range e.kv {
+		resp.Header.AddBytesKV(e.hdr[s.k:s.v], e.hdr[s.v:s.end])
+	}
+	resp.SetBodyRaw(e.body)
+	resp.Header.Set(headerXCache, r.String())
+	if e.stored != 0 {
+		setAge(resp, now.UnixNano()-e.stored)
+	}
+}
+
+// setAge sets Age to the whole seconds in d nanoseconds (RFC 9111 §5.1), never negative.
+func setAge(resp *fasthttp.Response, d int64) {
+	var buf [20]byte
+	resp.Header.SetBytesV(fasthttp.HeaderAge, strconv.AppendInt(buf[:0], max(d, 0)/int64(time.Second), 10))
+}
