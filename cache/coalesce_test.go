@@ -44,12 +44,12 @@ func TestCoalescing(t *testing.T) {
 	t.Parallel()
 	const n = 100
 	tests := []struct {
-		name      string
-		origin    *origin
-		calls     int64 // upstream calls for n concurrent requests
-		status    int
-		wantErr   bool
-		sameBody  bool
+		name     string
+		origin   *origin
+		calls    int64 // upstream calls for n concurrent requests
+		status   int
+		wantErr  bool
+		sameBody bool
 	}{
 		{"storable", newOrigin(200, "categories"), 1, 200, false, true},
 		{"not storable 503 is shared", newOrigin(503, "down"), 1, 503, false, true},

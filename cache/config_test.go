@@ -55,7 +55,7 @@ func TestConfigValidate(t *testing.T) {
 func TestRuleDefaults(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		in           RuleConfig
+		in            RuleConfig
 		ttl, notFound time.Duration
 	}{
 		{RuleConfig{}, DefaultTTL, 30 * time.Second},

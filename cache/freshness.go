@@ -13,15 +13,15 @@ import (
 type verdict uint8
 
 const (
-	storable      verdict = iota
-	badStatus             // only 200, 203, 301 and 404 are stored; never 429 (RFC 6585 §4) or 5xx
-	setCookie             // a Set-Cookie belongs to one client (RFC 9111 §7.3)
-	noStore               // Cache-Control: no-store (RFC 9111 §5.2.2.5)
-	private               // Cache-Control: private, meant for a single user (RFC 9111 §5.2.2.7)
-	noCache               // Cache-Control: no-cache demands revalidation, which we do not do (§5.2.2.4)
-	varyStar              // Vary: * can never be matched (RFC 9110 §12.5.5)
-	notFresh              // max-age=0, s-maxage=0, Age beyond max-age, Expires in the past or invalid
-	tooBig                // larger than max_entry_bytes
+	storable  verdict = iota
+	badStatus         // only 200, 203, 301 and 404 are stored; never 429 (RFC 6585 §4) or 5xx
+	setCookie         // a Set-Cookie belongs to one client (RFC 9111 §7.3)
+	noStore           // Cache-Control: no-store (RFC 9111 §5.2.2.5)
+	private           // Cache-Control: private, meant for a single user (RFC 9111 §5.2.2.7)
+	noCache           // Cache-Control: no-cache demands revalidation, which we do not do (§5.2.2.4)
+	varyStar          // Vary: * can never be matched (RFC 9110 §12.5.5)
+	notFresh          // max-age=0, s-maxage=0, Age beyond max-age, Expires in the past or invalid
+	tooBig            // larger than max_entry_bytes
 )
 
 var verdictNames = [...]string{"storable", "status", "set-cookie", "no-store", "private", "no-cache", "vary-star", "not-fresh", "too-big"}
