@@ -232,7 +232,11 @@ func (c *Cache) set(st *state, e *entry, ttl time.Duration) {
 // credentials unless that rule allows them.
 func (st *state) match(req *fasthttp.Request) *rule {
 	h := &req.Header
-	if !h.IsGet() && !h.IsHead() || h.ContentLength() != 0 {
+	if !h.IsGet() && !h.IsHead() {
+		return nil
+	}
+	// A parsed request without a body reads -2 (no length announced); -1 is chunked.
+	if n := h.ContentLength(); n > 0 || n == -1 {
 		return nil
 	}
 	path := req.URI().Path()
