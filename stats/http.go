@@ -175,6 +175,9 @@ func parseRange(fromArg, toArg string, now time.Time, def time.Duration) (time.T
 		}
 		from = t
 	}
+	if from.Unix() < 0 {
+		from = time.Unix(0, 0) // nothing is stored before the epoch
+	}
 	if !from.Before(to) {
 		return time.Time{}, time.Time{}, &ParamError{Param: "from", Value: fromArg, Reason: "must be before to (" + to.UTC().Format(time.RFC3339) + ")"}
 	}
@@ -201,7 +204,10 @@ func parseTime(param, v string, now time.Time) (time.Time, error) {
 		if err != nil {
 			return bad(err.Error())
 		}
-		return now.Add(-d), nil
+		if t := now.Add(-d); t.Unix() >= 0 {
+			return t, nil
+		}
+		return time.Unix(0, 0), nil
 	}
 	if sec, err := strconv.ParseInt(v, 10, 64); err == nil {
 		if sec < 0 || sec > maxUnix {

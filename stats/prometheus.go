@@ -62,7 +62,7 @@ func newPromMetrics(version string) *promMetrics {
 	p.bytesOut = s.NewCounter("meliproxy_response_bytes_total")
 	p.storeErrors = s.NewCounter("meliproxy_stats_store_errors_total")
 	p.flushes = s.NewCounter("meliproxy_stats_flushes_total")
-	p.droppedMins = s.NewCounter("meliproxy_stats_dropped_minutes_total")
+	p.droppedMins = s.NewCounter("meliproxy_stats_dropped_rollups_total")
 	s.NewGauge("meliproxy_stats_store_ok", func() float64 { return b2f(p.storeOK.Load()) })
 	s.NewGauge("meliproxy_stats_last_flush_timestamp_seconds", func() float64 { return float64(p.lastFlushSec.Load()) })
 	p.storeOK.Store(true)

@@ -37,11 +37,11 @@ type LimitResult uint8
 // Limiter decisions. The zero value, LimitAllowed, means a rule (or none) let
 // the request through.
 const (
-	LimitAllowed LimitResult = iota
-	LimitLimited             // rejected by Record.LimitRule (429)
-	LimitShadowLimited       // would have been rejected by a shadow-mode rule, was let through
-	LimitDenied              // rejected by a deny rule (403)
-	LimitExempt              // matched an exempt rule, not counted against any quota
+	LimitAllowed       LimitResult = iota
+	LimitLimited                   // rejected by Record.LimitRule (429)
+	LimitShadowLimited             // would have been rejected by a shadow-mode rule, was let through
+	LimitDenied                    // rejected by a deny rule (403)
+	LimitExempt                    // matched an exempt rule, not counted against any quota
 	numLimitResults
 )
 

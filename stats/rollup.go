@@ -28,18 +28,18 @@ type TopEntry struct {
 // rollup is the stored form of one minute or one hour (JSON in bbolt).
 // Latency histograms are sparse [bucket, count] pairs; see latency.go.
 type rollup struct {
-	Start    int64                               `json:"start"` // unix seconds of the minute or hour
-	Requests uint64                              `json:"requests"`
-	Status   map[string]uint64                   `json:"status,omitempty"` // "200" -> n; "other" for codes outside 100..599
-	Cache    [numCacheResults]uint64             `json:"cache"`            // indexed by CacheResult
-	Limits   map[string][numLimitResults]uint64  `json:"limits,omitempty"` // rule id -> counts by LimitResult
-	BytesIn  uint64                              `json:"bytes_in"`
-	BytesOut uint64                              `json:"bytes_out"`
-	Total    [][2]uint64                         `json:"lat_total,omitempty"`
-	TotalUS  uint64                              `json:"lat_total_sum_us,omitempty"`
-	Upstream [][2]uint64                         `json:"lat_upstream,omitempty"`
-	UpUS     uint64                              `json:"lat_upstream_sum_us,omitempty"`
-	Top      [numDims][]TopEntry                 `json:"top"` // by dim: path, ip, ip_path
+	Start    int64                              `json:"start"` // unix seconds of the minute or hour
+	Requests uint64                             `json:"requests"`
+	Status   map[string]uint64                  `json:"status,omitempty"` // "200" -> n; "other" for codes outside 100..599
+	Cache    [numCacheResults]uint64            `json:"cache"`            // indexed by CacheResult
+	Limits   map[string][numLimitResults]uint64 `json:"limits,omitempty"` // rule id -> counts by LimitResult
+	BytesIn  uint64                             `json:"bytes_in"`
+	BytesOut uint64                             `json:"bytes_out"`
+	Total    [][2]uint64                        `json:"lat_total,omitempty"`
+	TotalUS  uint64                             `json:"lat_total_sum_us,omitempty"`
+	Upstream [][2]uint64                        `json:"lat_upstream,omitempty"`
+	UpUS     uint64                             `json:"lat_upstream_sum_us,omitempty"`
+	Top      [numDims][]TopEntry                `json:"top"` // by dim: path, ip, ip_path
 }
 
 // agg accumulates rollups (or shard snapshots) by addition. Top-N maps grow

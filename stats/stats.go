@@ -76,7 +76,7 @@ type Stats struct {
 }
 
 // maxPending bounds the minutes kept in memory while the store fails (a day);
-// older ones are dropped and counted in meliproxy_stats_dropped_minutes_total.
+// older ones are dropped and counted in meliproxy_stats_dropped_rollups_total.
 const maxPending = 24 * 60
 
 // New opens (or creates) the store under cfg.DataDir and starts the flusher.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // fakeClock is a settable clock for Options.Clock.
@@ -23,7 +24,7 @@ type fakeClock struct {
 	t  time.Time
 }
 
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 var t0 = time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
@@ -47,15 +48,21 @@ func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
 // t0 and a flusher that never fires during a test.
 func newTest(t *testing.T, dir string, opts Options) (*Stats, *fakeClock) {
 	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
+	return newTestCfg(t, Config{DataDir: dir, FlushInterval: 10 * time.Minute, TopN: 5}, opts)
+}
+
+// newTestCfg is newTest with a given Config.
+func newTestCfg(t *testing.T, cfg Config, opts Options) (*Stats, *fakeClock) {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
 	}
 	clk := &fakeClock{t: t0}
 	opts.Clock = clk.Now
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s, err := New(Config{DataDir: dir, FlushInterval: 10 * time.Minute, TopN: 5}, opts)
+	s, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +335,7 @@ func TestReadOnlyStore(t *testing.T) {
 	s.st.db = ro
 	for range 3 {
 		s.Record(&Record{Now: t0, Status: 503})
-		if err := s.Flush(); !errors.Is(err, bolt.ErrDatabaseReadOnly) {
+		if err := s.Flush(); !errors.Is(err, bolterrors.ErrDatabaseReadOnly) {
 			t.Fatalf("flush on read-only store: %v", err)
 		}
 	}

@@ -23,7 +23,8 @@ type ssEntry struct {
 // overestimated by at most err. Keys are identified by their 64-bit hash
 // alone: a collision (odds ~ slots²/2^64) merges two keys.
 //
-// A min-heap on count finds the victim in O(log capacity); an open-addressing
+// A min-heap on count (built when the sketch fills) finds the victim in
+// O(log capacity); an open-addressing
 // table (linear probing, backward-shift deletion) of entry indexes finds a key
 // without a Go map, whose string keys would allocate. Memory is fixed at
 // construction. It is not safe for concurrent use.
@@ -61,7 +62,9 @@ func (s *sketch) add(h uint64, a, b []byte) {
 		}
 		if e := &s.entries[ix-1]; e.hash == h {
 			e.count++
-			s.down(int(e.heap))
+			if s.n == len(s.entries) {
+				s.down(int(e.heap))
+			}
 			return
 		}
 		pos = (pos + 1) & s.mask
@@ -75,7 +78,9 @@ func (s *sketch) add(h uint64, a, b []byte) {
 		s.table[pos] = int16(i + 1)
 		e.heap = int32(len(s.heap))
 		s.heap = append(s.heap, int16(i)) // within capacity: no allocation
-		s.up(int(e.heap))
+		if s.n == len(s.entries) {
+			s.heapify()
+		}
 		return
 	}
 	// Full: the least-counted key gives its slot to the new key, which
@@ -90,11 +95,11 @@ func (s *sketch) add(h uint64, a, b []byte) {
 	s.down(0)
 }
 
-// setKey copies a+b into e, truncating b at keyBufLen.
+// setKey copies a+b into e, truncating b at MaxKeyLen.
 func (s *sketch) setKey(e *ssEntry, h uint64, a, b []byte) {
 	e.hash = h
 	n := copy(e.key[:], a)
-	m := copy(e.key[n:], b)
+	m := copy(e.key[n:n+MaxKeyLen], b)
 	e.klen = uint16(n + m)
 	e.trunc = m < len(b)
 }
@@ -141,14 +146,12 @@ func (s *sketch) swap(a, b int) {
 	s.entries[s.heap[b]].heap = int32(b)
 }
 
-func (s *sketch) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
-			return
-		}
-		s.swap(i, p)
-		i = p
+// heapify orders the heap. The heap is kept only once the sketch is full:
+// before that no key is evicted, so increments skip the sift (most minutes
+// of most shards never fill).
+func (s *sketch) heapify() {
+	for i := len(s.heap)/2 - 1; i >= 0; i-- {
+		s.down(i)
 	}
 }
 
