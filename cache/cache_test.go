@@ -512,3 +512,33 @@ func TestResultString(t *testing.T) {
 		}
 	}
 }
+
+// TestHitBodyIsReadOnly: a hit's body is the entry's memory; appending to or replacing it in one
+// response must not change what the next hit gets.
+func TestHitBodyIsReadOnly(t *testing.T) {
+	t.Parallel()
+	c := newTestCache(t, testConfig(nil))
+	o := newOrigin(200, "original")
+	do(c, t0, "/sites/MLA", o.fetch)
+	c.Wait()
+	x := do(c, t0, "/sites/MLA", o.fetch)
+	x.resp.AppendBodyString(" tampered")
+	y := do(c, t0, "/sites/MLA", o.fetch)
+	y.resp.SetBodyString("replaced")
+	if z := do(c, t0, "/sites/MLA", o.fetch); z.res != Hit || z.body != "original" {
+		t.Errorf("%s %q, want HIT original", z.res, z.body)
+	}
+}
+
+func TestServeAfterClose(t *testing.T) {
+	t.Parallel()
+	c := newTestCache(t, testConfig(nil))
+	o := newOrigin(200, "x")
+	do(c, t0, "/sites/MLA", o.fetch)
+	c.Wait()
+	c.Close()
+	c.Close()
+	if x := do(c, t0, "/sites/MLA", o.fetch); x.res != Bypass || x.body != "x" {
+		t.Errorf("after Close: %s %q, want BYPASS", x.res, x.body)
+	}
+}

@@ -64,7 +64,9 @@ func newEntry(key []byte, resp *fasthttp.Response, stored bool) *entry {
 	e := &entry{
 		key:    append([]byte(nil), key...), // copied: key is a pooled buffer
 		status: resp.StatusCode(),
-		body:   append(make([]byte, 0, len(body)), body...), // copied: fasthttp reuses resp's buffers
+		// Copied: fasthttp reuses resp's buffers. Exact capacity, so an append by a reader of
+		// a hit's body (SetBodyRaw) always reallocates and never writes into this entry.
+		body: append(make([]byte, 0, len(body)), body...),
 	}
 	for k, v := range resp.Header.All() {
 		if dropField(k, stored) {
