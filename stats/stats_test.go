@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -372,7 +373,7 @@ func TestReadOnlyStore(t *testing.T) {
 func TestNewErrors(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "not-a-dir")
-	if err := writeFile(file); err != nil {
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
