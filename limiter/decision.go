@@ -73,11 +73,13 @@ type ruleState struct {
 	reset     int64 // ns until the bucket is full again
 }
 
-// Reset clears d for reuse, keeping its buffers.
+// Reset clears d for reuse, keeping its buffers. Only the counters and
+// exported fields are cleared: the recorded states past n are never read, and
+// zeroing the whole ~600-byte struct per request showed up at 10% of Check.
 func (d *Decision) Reset() {
-	buf, extra := d.buf[:0], d.extra
-	clear(extra)
-	*d = Decision{buf: buf, extra: extra[:0]}
+	d.Verdict, d.Rule, d.RetryAfter = Allow, "", 0
+	d.headers, d.n, d.nShadow = false, 0, 0
+	d.extra = d.extra[:0]
 }
 
 // Rejected reports whether the request must not be forwarded (Limit or Deny).

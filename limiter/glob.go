@@ -33,7 +33,19 @@ type glob struct {
 	segs  []string // path: pattern split on '/'; value: one segment
 	tail  bool     // path pattern ended in "/**"
 	path  bool
+	lit   string // literal prefix up to the first '*': a cheap early reject
+	shape shape  // a common form matched without walking segments
 }
+
+// shape names pattern forms worth a dedicated test; most rules are one of
+// these, and the general walk costs ~3× more.
+type shape uint8
+
+const (
+	general shape = iota
+	lastSeg       // "/items/*": lit, then one segment without '/'
+	subtree       // "/categories/**": lit itself, or lit + "/" + anything
+)
 
 var errDoubleStar = errors.New(`"**" is only allowed as the last segment ("/a/**")`)
 
@@ -57,6 +69,16 @@ func compilePathGlob(p string) (glob, error) {
 	}
 	g.exact = !g.tail && !strings.Contains(body, "*")
 	g.segs = strings.Split(body, "/")
+	g.lit = body
+	if i := strings.IndexByte(body, '*'); i >= 0 {
+		g.lit = body[:i]
+	}
+	switch {
+	case g.tail && g.lit == body:
+		g.shape = subtree
+	case !g.tail && g.lit+"*" == body && strings.HasSuffix(g.lit, "/"):
+		g.shape = lastSeg
+	}
 	return g, nil
 }
 
@@ -80,6 +102,12 @@ func (g *glob) match(s []byte) bool {
 		return string(s) == g.pat
 	case !g.path:
 		return matchSeg(g.segs[0], s)
+	case len(s) < len(g.lit) || string(s[:len(g.lit)]) != g.lit:
+		return false
+	case g.shape == lastSeg:
+		return bytes.IndexByte(s[len(g.lit):], '/') < 0
+	case g.shape == subtree:
+		return len(s) == len(g.lit) || s[len(g.lit)] == '/'
 	}
 	for i, seg := range g.segs {
 		if i > 0 {
@@ -113,6 +141,8 @@ func matchSeg(p string, s []byte) bool {
 	for px < len(p) || sx < len(s) {
 		if px < len(p) {
 			switch c := p[px]; {
+			case c == '*' && px == len(p)-1:
+				return true // a trailing star takes the rest
 			case c == '*':
 				starPx, starSx = px, sx+1
 				px++
