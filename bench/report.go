@@ -256,9 +256,24 @@ func (r *report) finish() {
 			}
 		}
 	}
+	r.sanity(get)
 	if m, ok := get("rate", "meliproxy"); ok {
 		r.Checks = append(r.Checks, check{fmt.Sprintf("constant %d rps: no errors", r.h.opt.rate),
 			fmt.Sprintf("%d errors, %d non-2xx, p99 %.2f ms", m.Errors, m.Non2xx, m.P99), m.Errors == 0 && m.Non2xx == 0})
+	}
+}
+
+// sanity notes what the measurements say about the features the config
+// asks for: a config that is accepted is not proof that the cache serves hits
+// or that the limiter rejects.
+func (r *report) sanity(get func(sc, target string) (summary, bool)) {
+	for _, target := range []string{"meliproxy", "nginx"} {
+		if m, ok := get("cache", target); ok && m.UpstreamFrac > 0.1 {
+			r.Notes = append(r.Notes, fmt.Sprintf("Warning: in the cache scenario %.2f of %s's requests reached the upstream: its cache did not serve them.", m.UpstreamFrac, target))
+		}
+		if m, ok := get("mix", target); ok && m.Statuses != nil && m.Statuses["429"] == 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("Warning: %s answered no 429 to the mix's over-limit clients: its limiter did not enforce the items rule.", target))
+		}
 	}
 }
 

@@ -167,7 +167,7 @@ func startMeliproxy(ctx context.Context, e *env) (*target, error) {
 		sections = kept
 	}
 	for _, s := range sections {
-		notes = append(notes, "["+s+"] on")
+		notes = append(notes, "["+s+"] accepted by -check")
 	}
 	ver, _ := exec.Command(e.proxyBin, "-version").Output()
 	p, err := startProc(e.dir, "meliproxy", e.proxyBin, "-config", path)
