@@ -59,7 +59,7 @@ func (a *accessLog) write(x *exchange, end time.Time) {
 	b = append(b, `{"time":"`...)
 	b = x.now.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","client":"`...)
-	b = x.peer.AppendTo(b)
+	b = x.client.AppendTo(b)
 	b = append(b, `","method":`...)
 	b = strconv.AppendQuote(b, string(ctx.Method()))
 	b = append(b, `,"path":`...)
@@ -74,6 +74,16 @@ func (a *accessLog) write(x *exchange, end time.Time) {
 	b = strconv.AppendFloat(b, float64(end.Sub(x.now))/1e6, 'f', 3, 64)
 	b = append(b, `,"upstream_ms":`...)
 	b = strconv.AppendFloat(b, float64(x.upstream)/1e6, 'f', 3, 64)
+	b = append(b, `,"cache":"`...)
+	b = append(b, x.cacheResult.String()...)
+	b = append(b, `","limit":"`...)
+	lr, rule := x.limitResult()
+	b = append(b, lr.String()...)
+	b = append(b, '"')
+	if rule != "" {
+		b = append(b, `,"rule":`...)
+		b = strconv.AppendQuote(b, rule)
+	}
 	if x.err != nil {
 		b = append(b, `,"error":"`...)
 		b = append(b, x.err.kind...)

@@ -5,6 +5,10 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/meliproxy/meliproxy/cache"
+	"github.com/meliproxy/meliproxy/limiter"
+	"github.com/meliproxy/meliproxy/stats"
 )
 
 // exchange is the per-request state of one client request. Exchanges are pooled by the Proxy so the
@@ -14,17 +18,25 @@ type exchange struct {
 	ctx *fasthttp.RequestCtx
 
 	now         time.Time
-	peer        netip.Addr
+	peer        netip.Addr // the TCP peer
+	client      netip.Addr // the client as the limiter resolved it (trusted X-Forwarded-For)
 	clientClose bool
 	upstream    time.Duration
 	err         *upstreamError
+	decision    limiter.Decision
+	cacheResult cache.Result
+	rec         stats.Record
 
+	// fetchFn is x.fetch bound once, so handing it to the cache allocates nothing per request.
+	fetchFn cache.Fetcher
 	// scratch is reused for header values built per request (X-Forwarded-For, Via, Connection tokens).
 	scratch []byte
 }
 
 func newExchange(p *Proxy) *exchange {
-	return &exchange{p: p, scratch: make([]byte, 0, 256)}
+	x := &exchange{p: p, scratch: make([]byte, 0, 256)}
+	x.fetchFn = x.fetch
+	return x
 }
 
 // start binds x to ctx. The client's "Connection: close" is remembered here because forwarding
@@ -33,9 +45,23 @@ func (x *exchange) start(ctx *fasthttp.RequestCtx, now time.Time) {
 	x.ctx = ctx
 	x.now = now
 	x.peer = peerAddr(ctx)
+	x.client = x.peer
 	x.clientClose = ctx.Request.Header.ConnectionClose()
 	x.upstream = 0
 	x.err = nil
+	x.decision.Reset()
+	x.cacheResult = cache.Bypass
+}
+
+// reject answers a request the limiter refused: 429 with Retry-After, or 403 for a denied network.
+// The JSON body is copied into the response, which outlives this exchange.
+func (x *exchange) reject() {
+	resp := &x.ctx.Response
+	resp.SetStatusCode(x.decision.Status())
+	resp.Header.SetContentType("application/json")
+	x.scratch = x.decision.AppendBody(x.scratch[:0])
+	resp.SetBody(x.scratch)
+	x.decision.WriteHeaders(&resp.Header)
 }
 
 // fetch sends req upstream and leaves the answer, without hop-by-hop fields, in resp.
@@ -58,6 +84,49 @@ func (x *exchange) fail(err error) {
 	x.err = ue
 	writeJSONError(&x.ctx.Response, ue.status, ue.body)
 	x.p.logUpstreamError(ue, err)
+}
+
+// record hands the finished request to the statistics.
+func (x *exchange) record(end time.Time) {
+	ctx := x.ctx
+	r := &x.rec
+	r.Now = x.now
+	r.Status = ctx.Response.StatusCode()
+	r.Method = ctx.Method()
+	r.Path = ctx.Path()
+	r.ClientIP = x.client
+	r.Cache = cacheResults[x.cacheResult]
+	r.Limit, r.LimitRule = x.limitResult()
+	r.Upstream = x.upstream
+	r.Total = end.Sub(x.now)
+	r.BytesIn = len(ctx.Request.Body())
+	r.BytesOut = len(ctx.Response.Body())
+	x.p.stats.Record(r)
+}
+
+// cacheResults maps the cache's answer to the statistics' vocabulary.
+var cacheResults = [...]stats.CacheResult{
+	cache.Bypass: stats.CacheNone,
+	cache.Hit:    stats.CacheHit,
+	cache.Miss:   stats.CacheMiss,
+	cache.Stale:  stats.CacheStale,
+}
+
+// limitResult is the limiter's decision in the statistics' vocabulary, with the deciding rule.
+func (x *exchange) limitResult() (stats.LimitResult, string) {
+	d := &x.decision
+	switch d.Verdict {
+	case limiter.Limit:
+		return stats.LimitLimited, d.Rule
+	case limiter.Deny:
+		return stats.LimitDenied, ""
+	case limiter.Exempt:
+		return stats.LimitExempt, ""
+	}
+	if shadow := d.Shadowed(); len(shadow) > 0 {
+		return stats.LimitShadowLimited, shadow[0]
+	}
+	return stats.LimitAllowed, ""
 }
 
 // finish restores what forwarding changed on the client side and unbinds x.

@@ -14,12 +14,22 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/meliproxy/meliproxy/cache"
+	"github.com/meliproxy/meliproxy/limiter"
+	"github.com/meliproxy/meliproxy/stats"
 )
 
 // Options are what a Proxy is built from. Server and Upstream are required; the rest may be nil.
 type Options struct {
 	Server   ServerConfig
 	Upstream UpstreamConfig
+	// Limiter decides which requests pass; nil admits everything and trusts only the TCP peer.
+	Limiter *limiter.Limiter
+	// Cache answers what it may; nil forwards everything.
+	Cache *cache.Cache
+	// Stats records every request; nil records nothing.
+	Stats *stats.Stats
 	// Logger receives operational logs; nil means slog.Default().
 	Logger *slog.Logger
 	// AccessLog, when set, receives one JSON line per request.
@@ -28,6 +38,9 @@ type Options struct {
 
 // Proxy forwards every request to one upstream. It is safe for concurrent use; create it with New.
 type Proxy struct {
+	lim      *limiter.Limiter
+	cache    *cache.Cache
+	stats    *stats.Stats
 	up       *upstream
 	srv      *fasthttp.Server
 	log      *slog.Logger
@@ -54,7 +67,7 @@ func New(o Options) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
-	p := &Proxy{up: up, log: o.Logger, drain: o.Server.DrainTimeout}
+	p := &Proxy{up: up, lim: o.Limiter, cache: o.Cache, stats: o.Stats, log: o.Logger, drain: o.Server.DrainTimeout}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -115,19 +128,37 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// Handler serves one client request. It reads as the list of steps every request goes through.
+// Handler serves one client request. It reads as the list of steps every request goes through:
+// who is calling, may they, answer from the cache or the upstream, stamp the limit headers, record.
 func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	now := time.Now()
 	x := p.exchanges.Get().(*exchange)
 	x.start(ctx, now)
 
-	err := x.fetch(&ctx.Request, &ctx.Response)
-	if err != nil {
-		x.fail(err)
+	if p.lim != nil {
+		x.client = p.lim.ClientIP(x.peer, &ctx.Request.Header)
+		p.lim.Check(now, &ctx.Request, x.client, &x.decision)
+	}
+	if x.decision.Rejected() {
+		x.reject()
+	} else {
+		// Limits apply to cache hits too: a limit is a policy on the client, not on the upstream.
+		res, err := p.cache.Serve(now, &ctx.Request, &ctx.Response, x.fetchFn)
+		x.cacheResult = res
+		if err != nil {
+			x.fail(err)
+		}
+		// After Serve: hits and coalesced copies reset the response, and stored entries must never
+		// carry one client's limit state.
+		x.decision.WriteHeaders(&ctx.Response.Header)
 	}
 
+	end := time.Now()
+	if p.stats != nil {
+		x.record(end)
+	}
 	if p.access != nil {
-		p.access.write(x, time.Now())
+		p.access.write(x, end)
 	}
 	x.finish()
 	p.exchanges.Put(x)

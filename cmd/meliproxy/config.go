@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/meliproxy/meliproxy/cache"
+	"github.com/meliproxy/meliproxy/limiter"
 	"github.com/meliproxy/meliproxy/proxy"
+	"github.com/meliproxy/meliproxy/stats"
 )
 
 // Config is the whole of config.toml. Each section is owned by the package that uses it.
@@ -21,7 +25,15 @@ type Config struct {
 	Upstream proxy.UpstreamConfig `toml:"upstream"`
 	Admin    proxy.AdminConfig    `toml:"admin"`
 	Log      proxy.LogConfig      `toml:"log"`
+	Limits   limiter.Config       `toml:"limits"`
+	Cache    cache.Config         `toml:"cache"`
+	Stats    stats.Config         `toml:"stats"`
 
+	// RuleSources maps each limit rule id to the file that defines it: the config file itself or
+	// limits.rules_file. Only rules_file rules are edited through the admin API.
+	RuleSources map[string]string `toml:"-"`
+	// RulesPath is limits.rules_file resolved against the config file's folder ("" when unset).
+	RulesPath string `toml:"-"`
 	// Path is the file the config was read from; relative paths inside it resolve against its folder.
 	Path string `toml:"-"`
 	// Version is a short hash of the file's bytes: unchanged bytes, unchanged version.
@@ -63,6 +75,9 @@ func parseConfig(path string, data []byte) (*Config, error) {
 		errs = append(errs, fmt.Errorf("%s: unknown key %q%s", path, key.String(), validKeysHint(cfg, key)))
 	}
 	cfg.setDefaults()
+	if err := cfg.loadRules(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", path, err))
+	}
 	if err := cfg.validate(); err != nil {
 		for _, e := range unjoin(err) {
 			errs = append(errs, fmt.Errorf("%s: %w", path, e))
@@ -71,8 +86,17 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	sum := sha256.Sum256(data)
-	cfg.Version = hex.EncodeToString(sum[:6])
+	// The version covers the rules file too: editing only rules.toml is a change.
+	h := sha256.New()
+	h.Write(data)
+	if cfg.RulesPath != "" {
+		rules, err := os.ReadFile(cfg.RulesPath)
+		if err != nil {
+			return nil, fmt.Errorf("%s: limits.rules_file: %w", path, err)
+		}
+		h.Write(rules)
+	}
+	cfg.Version = hex.EncodeToString(h.Sum(nil)[:6])
 	return cfg, nil
 }
 
@@ -81,6 +105,10 @@ func (c *Config) setDefaults() {
 	c.Upstream.SetDefaults()
 	c.Admin.SetDefaults()
 	c.Log.SetDefaults()
+	if c.Stats.DataDir == "" {
+		c.Stats.DataDir = stats.DefaultDataDir
+	}
+	c.Stats.DataDir = c.resolve(c.Stats.DataDir)
 }
 
 func (c *Config) validate() error {
@@ -89,7 +117,60 @@ func (c *Config) validate() error {
 		c.Upstream.Validate(),
 		c.Admin.Validate(),
 		c.Log.Validate(),
+		prefixed("limits", c.Limits.Validate()),
+		prefixed("cache", c.Cache.Validate()),
+		prefixed("stats", c.Stats.Validate()),
 	)
+}
+
+// loadRules appends the rules of limits.rules_file to the inline ones and records where each
+// rule came from.
+func (c *Config) loadRules() error {
+	c.RuleSources = make(map[string]string, len(c.Limits.Rules))
+	for _, r := range c.Limits.Rules {
+		c.RuleSources[r.ID] = c.Path
+	}
+	if c.Limits.RulesFile == "" {
+		return nil
+	}
+	c.RulesPath = c.resolve(c.Limits.RulesFile)
+	rules, err := limiter.LoadRulesFile(c.RulesPath)
+	if err != nil {
+		return fmt.Errorf("limits.rules_file: %w", err)
+	}
+	for _, r := range rules {
+		if src, dup := c.RuleSources[r.ID]; dup {
+			return fmt.Errorf("limits.rules_file: %s: rule id %q is already defined in %s", c.RulesPath, r.ID, src)
+		}
+		c.RuleSources[r.ID] = c.RulesPath
+	}
+	c.Limits.Rules = append(c.Limits.Rules, rules...)
+	return nil
+}
+
+// resolve makes a relative path relative to the config file's folder, so the process's working
+// directory does not change what a config means.
+func (c *Config) resolve(path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(filepath.Dir(c.Path), path)
+}
+
+// prefixed names the section in a package's errors when the package did not already.
+func prefixed(section string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	for _, e := range unjoin(err) {
+		if strings.HasPrefix(e.Error(), section+".") || strings.HasPrefix(e.Error(), section+"[") {
+			out = append(out, e)
+			continue
+		}
+		out = append(out, fmt.Errorf("%s: %w", section, e))
+	}
+	return errors.Join(out...)
 }
 
 // unjoin flattens errors.Join trees so each problem is printed on its own line.

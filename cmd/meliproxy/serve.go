@@ -16,6 +16,7 @@ import (
 )
 
 // serve runs the proxy and admin listeners until SIGTERM or SIGINT, then drains and returns nil.
+// SIGHUP reloads the configuration; a bad file is refused and the old one keeps serving.
 func serve(cfg *Config, stderr io.Writer) error {
 	logger := newLogger(cfg.Log, stderr)
 	accessLog, closeAccess, err := openAccessLog(cfg.Log.AccessLog)
@@ -24,15 +25,11 @@ func serve(cfg *Config, stderr io.Writer) error {
 	}
 	defer closeAccess()
 
-	p, err := proxy.New(proxy.Options{
-		Server:    cfg.Server,
-		Upstream:  cfg.Upstream,
-		Logger:    logger,
-		AccessLog: accessLog,
-	})
+	a, err := newApp(cfg, logger, accessLog)
 	if err != nil {
-		return &configError{err}
+		return err
 	}
+	defer a.close()
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
@@ -44,7 +41,7 @@ func serve(cfg *Config, stderr io.Writer) error {
 		return fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
 	}
 	admin := &fasthttp.Server{
-		Handler:               proxy.NewAdminRouter(p.Ready).Handler,
+		Handler:               a.adminHandler(),
 		NoDefaultServerHeader: true,
 		ReadTimeout:           cfg.Server.ReadTimeout,
 		IdleTimeout:           cfg.Server.IdleTimeout,
@@ -52,29 +49,60 @@ func serve(cfg *Config, stderr io.Writer) error {
 	}
 
 	errc := make(chan error, 2)
-	go func() { errc <- p.Serve(ln) }()
+	go func() { errc <- a.proxy.Serve(ln) }()
 	go func() { errc <- admin.Serve(adminLn) }()
 	logger.Info("meliproxy started", "version", buildVersion(), "listen", ln.Addr().String(),
 		"admin", adminLn.Addr().String(), "upstream", cfg.Upstream.URL, "config", cfg.Path,
-		"config_version", cfg.Version)
+		"config_version", cfg.Version, "rules", len(cfg.Limits.Rules), "cache_rules", len(cfg.Cache.Rules))
 
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigc)
 
 	var runErr error
-	select {
-	case sig := <-sigc:
-		logger.Info("draining", "signal", sig.String(), "timeout", cfg.Server.DrainTimeout.String())
-	case runErr = <-errc:
-		runErr = fmt.Errorf("serve: %w", runErr)
+wait:
+	for {
+		select {
+		case sig := <-sigc:
+			if sig == syscall.SIGHUP {
+				a.logReload("SIGHUP")
+				continue
+			}
+			logger.Info("draining", "signal", sig.String(), "timeout", cfg.Server.DrainTimeout.String())
+			break wait
+		case runErr = <-errc:
+			runErr = fmt.Errorf("serve: %w", runErr)
+			break wait
+		}
 	}
-	if err := p.Shutdown(context.Background()); err != nil {
+	if err := a.proxy.Shutdown(context.Background()); err != nil {
 		logger.Warn("drain incomplete", "error", err)
 	}
 	_ = admin.Shutdown()
+	a.close()
 	logger.Info("meliproxy stopped")
 	return runErr
+}
+
+// logReload reloads and logs the outcome: every problem on failure, what changed on success.
+func (a *app) logReload(trigger string) {
+	res, err := a.reload()
+	if err != nil {
+		for _, e := range unjoin(err) {
+			a.log.Error("reload refused, old configuration kept", "trigger", trigger, "error", e)
+		}
+		return
+	}
+	a.log.Info("reloaded", "trigger", trigger, "version", res.Version, "unchanged", res.Unchanged,
+		"rules_added", res.RulesAdded, "rules_removed", res.RulesRemoved, "rules_changed", res.RulesChanged,
+		"cache_changed", res.CacheChanged, "needs_restart", res.NeedsRestart)
+}
+
+// adminHandler is the admin listener's router: health, metrics, stats.
+func (a *app) adminHandler() fasthttp.RequestHandler {
+	r := proxy.NewAdminRouter(a.proxy.Ready)
+	a.stats.Register(r)
+	return r.Handler
 }
 
 func newLogger(c proxy.LogConfig, w io.Writer) *slog.Logger {
