@@ -28,10 +28,10 @@ type app struct {
 	cfg      atomic.Pointer[Config]
 	loadedAt atomic.Int64 // unix seconds of the last successful load
 
-	reloadMu   sync.Mutex // one reload at a time: SIGHUP and the API may race
-	reloadOK   atomic.Bool
-	reloadErr  atomic.Pointer[string]
-	closeOnce  sync.Once
+	reloadMu  sync.Mutex // one reload at a time: SIGHUP and the API may race
+	reloadOK  atomic.Bool
+	reloadErr atomic.Pointer[string]
+	closeOnce sync.Once
 }
 
 // newApp builds every component from cfg. Nothing listens yet.
