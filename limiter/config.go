@@ -14,7 +14,7 @@ const (
 	DefaultIPv4Prefix = 32
 	DefaultIPv6Prefix = 64
 
-	// maxMaxKeys bounds max_keys: the table costs ~27 B per key up front.
+	// maxMaxKeys bounds max_keys: the table costs up to 44 B per key up front.
 	maxMaxKeys = 100_000_000
 )
 
@@ -26,7 +26,8 @@ type Config struct {
 	// always the client.
 	TrustedProxies []string `toml:"trusted_proxies"`
 	// MaxKeys caps the number of keys tracked across all rules. Memory is
-	// allocated up front, about 27 bytes per key (34 MiB for the default).
+	// allocated up front once there are rules: 22–44 bytes per key depending
+	// on power-of-two rounding (34 MiB for the default).
 	// When full, idle keys are reused first, then the keys closest to a full
 	// bucket are evicted (meliproxy_limiter_evictions_total). Default 1000000.
 	MaxKeys int `toml:"max_keys"`

@@ -14,6 +14,15 @@ import (
 // are only left out of the RateLimit headers and of Shadowed.
 const MaxReported = 8
 
+// Header names in fasthttp's canonical form, so WriteHeaders can use
+// SetCanonical: SetBytesV normalises the name on every call (~15% of a
+// Check + WriteHeaders in BenchmarkCheckShippedRules).
+var (
+	hdrPolicy     = []byte("Ratelimit-Policy")
+	hdrRateLimit  = []byte("Ratelimit")
+	hdrRetryAfter = []byte(fasthttp.HeaderRetryAfter)
+)
+
 // Verdict is the outcome of Limiter.Check.
 type Verdict uint8
 
@@ -146,7 +155,7 @@ func (d *Decision) WriteHeaders(h *fasthttp.ResponseHeader) {
 	case d.Verdict == Limit:
 		d.writeFields(h, &d.limited, 1)
 		d.buf = strconv.AppendInt(d.buf[:0], ceilSeconds(int64(d.RetryAfter)), 10)
-		h.SetBytesV(fasthttp.HeaderRetryAfter, d.buf)
+		h.SetCanonical(hdrRetryAfter, d.buf)
 	case d.Verdict == Allow && d.headers:
 		d.writeFields(h, nil, min(d.n, MaxReported))
 	}
@@ -170,7 +179,7 @@ func (d *Decision) writeFields(h *fasthttp.ResponseHeader, only *ruleState, n in
 	if len(b) == 0 {
 		return
 	}
-	h.SetBytesV("RateLimit-Policy", b)
+	h.SetCanonical(hdrPolicy, b)
 	b = b[:0]
 	for i := 0; i < n; i++ {
 		st := pick(i)
@@ -189,7 +198,7 @@ func (d *Decision) writeFields(h *fasthttp.ResponseHeader, only *ruleState, n in
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, ceilSeconds(t), 10)
 	}
-	h.SetBytesV("RateLimit", b)
+	h.SetCanonical(hdrRateLimit, b)
 	d.buf = b
 }
 

@@ -42,7 +42,7 @@ type ruleSet struct {
 }
 
 // New validates cfg and returns a Limiter enforcing it. The key table
-// (about 27 bytes × MaxKeys) is allocated once the configuration has rules.
+// (22–44 bytes × MaxKeys) is allocated once the configuration has rules.
 func New(cfg Config) (*Limiter, error) {
 	l := &Limiter{seed: maphash.MakeSeed(), stats: make(map[string]*ruleStats)}
 	l.deny.Store(&denyList{})
