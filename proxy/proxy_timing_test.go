@@ -5,22 +5,64 @@ import (
 	"log/slog"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/meliproxy/meliproxy/cache"
+	"github.com/meliproxy/meliproxy/limiter"
+	"github.com/meliproxy/meliproxy/stats"
 )
 
 var benchBody = []byte(`{"id":"MLA97994","name":"iPod","picture":"http://mla-s2-p.mlstatic.com/183901-MLA0_-MLA.jpg","total_items_in_this_category":1234}`)
 
+// benchSetup is what a benchmark proxy runs with: production-like limiter and stats by default.
+type benchSetup struct {
+	rules  []limiter.RuleConfig
+	cached bool
+	stats  bool
+}
+
+// productionSetup mirrors the shipped config: three limit rules, the catalog cached, stats on.
+var productionSetup = benchSetup{
+	rules: []limiter.RuleConfig{
+		{ID: "vip-ip", CIDRs: []string{"152.152.152.152/32"}, Key: []string{"ip"}, Rate: "1000/m"},
+		{ID: "categories", Paths: []string{"/categories/**"}, Rate: "1000000000/s"},
+		{ID: "items-ip", Paths: []string{"/items/*"}, Key: []string{"ip", "path"}, Rate: "10/m"},
+	},
+	cached: true,
+	stats:  true,
+}
+
 // newBenchProxy is a Proxy in front of a loopback upstream returning benchBody.
-func newBenchProxy(tb testing.TB) *Proxy {
+func newBenchProxy(tb testing.TB, s benchSetup) *Proxy {
 	up := startUpstream(tb, func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Content-Type", "application/json")
 		ctx.SetBody(benchBody)
 	})
-	p, err := New(Options{
+	o := Options{
 		Upstream: UpstreamConfig{URL: up},
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	var err error
+	if o.Limiter, err = limiter.New(limiter.Config{TrustedProxies: []string{"192.0.2.0/24"}, Rules: s.rules}); err != nil {
+		tb.Fatal(err)
+	}
+	if s.cached {
+		o.Cache, err = cache.New(cache.Config{Rules: []cache.RuleConfig{{ID: "catalog", Paths: []string{"/categories/*"}, TTL: time.Hour}}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(o.Cache.Close)
+	}
+	if s.stats {
+		o.Stats, err = stats.New(stats.Config{DataDir: tb.TempDir()}, stats.Options{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { _ = o.Stats.Close() })
+	}
+	p, err := New(o)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -50,16 +92,39 @@ func (b *benchCtx) serve(h fasthttp.RequestHandler) {
 	h(&b.ctx)
 }
 
-func BenchmarkHandlerPassThrough(b *testing.B) {
-	p := newBenchProxy(b)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		bc := newBenchCtx("/categories/MLA97994?attributes=id,name")
-		for pb.Next() {
-			bc.serve(p.Handler)
-			if bc.ctx.Response.StatusCode() != 200 {
-				b.Fatalf("status %d", bc.ctx.Response.StatusCode())
+// handlerCases are the whole-handler paths whose cost and allocations are tracked.
+var handlerCases = []struct {
+	name       string
+	setup      benchSetup
+	uri        string
+	wantStatus int
+	wantCache  string
+}{
+	{"bare", benchSetup{}, "/categories/MLA97994?attributes=id,name", 200, ""},
+	{"pass-through", productionSetup, "/users/123?attributes=id,name", 200, "BYPASS"},
+	{"cache-hit", productionSetup, "/categories/MLA97994?attributes=id,name", 200, "HIT"},
+	{"limited", productionSetup, "/items/MLA1", 429, ""},
+}
+
+func BenchmarkHandler(b *testing.B) {
+	for _, c := range handlerCases {
+		b.Run(c.name, func(b *testing.B) {
+			p := newBenchProxy(b, c.setup)
+			warm := newBenchCtx(c.uri)
+			for i := 0; i < 20; i++ { // fill the cache, use up the limit
+				warm.serve(p.Handler)
 			}
-		}
-	})
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				bc := newBenchCtx(c.uri)
+				for pb.Next() {
+					bc.serve(p.Handler)
+					if bc.ctx.Response.StatusCode() != c.wantStatus {
+						b.Fatalf("status %d, want %d", bc.ctx.Response.StatusCode(), c.wantStatus)
+					}
+				}
+			})
+		})
+	}
 }
