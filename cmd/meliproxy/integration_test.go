@@ -359,3 +359,6 @@ func TestIntegrationVersion(t *testing.T) {
 		t.Fatalf("-version: %v %q", err, out)
 	}
 }
+
+// interruptSignal stops a node gracefully.
+var interruptSignal = syscall.SIGTERM
