@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 )
@@ -49,7 +48,7 @@ type ruleIdent struct {
 }
 
 type ruleStats struct {
-	allowed, limited, shadowLimited atomic.Uint64
+	allowed, limited, shadowLimited counter
 }
 
 type cond struct {
