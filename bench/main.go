@@ -9,7 +9,7 @@
 // bench/results/<date>.md and .json with medians and ratios.
 //
 //	go run ./bench                  # the full run, under 10 minutes
-//	go run ./bench -quick           # CI smoke, about 30 seconds
+//	go run ./bench -quick           # CI smoke, about 30 seconds, not for numbers
 //	go run ./bench -scenarios cache -targets meliproxy,bare -duration 5s
 //
 // Every process it starts is stopped by its PID (SIGTERM, then SIGKILL after
@@ -72,13 +72,13 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.rateDur, "rate-duration", 30*time.Second, "length of the constant-rate run")
 	fs.DurationVar(&o.floodDur, "flood-duration", 15*time.Second, "length of the distinct-client flood run")
 	fs.StringVar(&o.out, "out", "bench/results", "directory for <date>.md and <date>.json")
-	fs.BoolVar(&o.quick, "quick", false, "CI smoke: 2s runs, 1 round, 5s at 5000 rps, 3s flood (~30s in all)")
+	fs.BoolVar(&o.quick, "quick", false, "CI smoke, not for numbers: 1s runs, 1 round, no warm-up, 2s flood, 2s at 2000 rps (~30s in all)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs) after the run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if o.quick {
-		o.duration, o.rounds, o.rate, o.rateDur, o.floodDur = 2*time.Second, 1, 5000, 5*time.Second, 3*time.Second
+		o.duration, o.rounds, o.rate, o.rateDur, o.floodDur = time.Second, 1, 2000, 2*time.Second, 2*time.Second
 	}
 	o.scenarios, o.targets = splitList(scen), splitList(targ)
 	switch {

@@ -82,6 +82,9 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) []sample {
 		}
 	}
 	for _, t := range ts {
+		if h.opt.quick {
+			break
+		}
 		if err := h.warm(ctx, sc, t); err != nil {
 			fmt.Fprintf(h.progress, "  warm-up %s/%s: %v\n", sc.Name, t.name, err)
 		}
