@@ -36,6 +36,7 @@ var (
 	errBadRequestBody     = newUpstreamError("", fasthttp.StatusBadRequest, "malformed request").body
 	errBodyTooLargeBody   = newUpstreamError("", fasthttp.StatusRequestEntityTooLarge, "request body too large").body
 	errHeaderTooLargeBody = newUpstreamError("", fasthttp.StatusRequestHeaderFieldsTooLarge, "request header fields too large").body
+	errRequestTimeoutBody = newUpstreamError("", fasthttp.StatusRequestTimeout, "request timeout").body
 )
 
 // upstreamErrors lists every class, for metrics created up front.

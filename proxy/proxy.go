@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -170,11 +171,16 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	return addr.Unmap()
 }
 
-// errorHandler answers requests fasthttp refused while parsing them.
+// errorHandler answers requests fasthttp refused while parsing them. A client that sent nothing
+// (or too little) within server.read_timeout gets 408, which HTTP clients such as Go's treat as
+// "server closed an idle connection" rather than as an unsolicited response (RFC 9110 §15.5.9).
 func errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	status := fasthttp.StatusBadRequest
 	msg := errBadRequestBody
+	var netErr net.Error
 	switch {
+	case errors.As(err, &netErr) && netErr.Timeout():
+		status, msg = fasthttp.StatusRequestTimeout, errRequestTimeoutBody
 	case isTooLarge(err):
 		status, msg = fasthttp.StatusRequestEntityTooLarge, errBodyTooLargeBody
 	case isSmallBuffer(err):

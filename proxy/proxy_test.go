@@ -351,9 +351,12 @@ func TestSlowClientIsCut(t *testing.T) {
 	_, _ = io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: a\r\n") // never finishes the head
 	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	start := time.Now()
-	_, err = io.ReadAll(conn)
+	got, err := io.ReadAll(conn)
 	if err != nil {
 		t.Fatalf("connection not closed by the server: %v", err)
+	}
+	if !bytes.HasPrefix(got, []byte("HTTP/1.1 408 ")) {
+		t.Errorf("slow client got %q, want 408", got)
 	}
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("slow client kept for %v", took)
