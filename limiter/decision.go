@@ -62,8 +62,9 @@ type Decision struct {
 	// would be admitted by the rejecting rule.
 	RetryAfter time.Duration
 
-	headers bool // RateLimit fields on allowed responses
-	n       int  // matched rules recorded, inline + extra
+	headers bool  // RateLimit fields on allowed responses
+	now     int64 // the Check's clock, unix ns
+	n       int   // matched rules recorded, inline + extra
 	states  [MaxReported]ruleState
 	extra   []ruleState
 	limited ruleState // the rejecting rule, when Verdict is Limit
@@ -72,14 +73,23 @@ type Decision struct {
 	buf     []byte // header values and keys are built here
 }
 
-// ruleState is what Check learned about one matched rule.
+// ruleState is what Check learned about one matched rule. Remaining tokens
+// and reset time are derived from tat only when headers are written: the
+// division is a measurable part of Check, and many responses never need it.
 type ruleState struct {
-	r         *rule
-	s         *slot
-	h         uint64
-	charged   bool
-	remaining int64 // tokens left after this request
-	reset     int64 // ns until the bucket is full again
+	r       *rule
+	s       *slot
+	h       uint64
+	tat     int64 // the key's TAT after this request (or as found, if rejected)
+	charged bool
+}
+
+// reset returns the ns until st's bucket is full again, at now.
+func (st *ruleState) reset(now int64) int64 { return max(st.tat-now, 0) }
+
+// remaining returns the whole tokens left in st's bucket at now.
+func (st *ruleState) remaining(now int64) int64 {
+	return (st.r.tau - st.reset(now)) / st.r.interval
 }
 
 // Reset clears d for reuse, keeping its buffers. Only the counters and
@@ -133,7 +143,7 @@ func (d *Decision) refund() {
 		if st := d.state(i); st.charged {
 			st.s.refund(st.h, st.r.inc)
 			st.charged = false
-			st.remaining += int64(st.r.cfg.Cost)
+			st.tat -= st.r.inc
 		}
 	}
 }
@@ -186,7 +196,7 @@ func (d *Decision) writeFields(h *fasthttp.ResponseHeader, only *ruleState, n in
 		if st.r.shadow {
 			continue
 		}
-		t := st.reset
+		t := st.reset(d.now)
 		if only != nil {
 			t = int64(d.RetryAfter)
 		}
@@ -194,7 +204,7 @@ func (d *Decision) writeFields(h *fasthttp.ResponseHeader, only *ruleState, n in
 		b = append(b, '"')
 		b = append(b, st.r.id...)
 		b = append(b, `";r=`...)
-		b = strconv.AppendInt(b, max(st.remaining, 0), 10)
+		b = strconv.AppendInt(b, max(st.remaining(d.now), 0), 10)
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, ceilSeconds(t), 10)
 	}

@@ -143,6 +143,7 @@ func (l *Limiter) Check(now time.Time, req *fasthttp.Request, ip netip.Addr, d *
 	}
 	v := reqView{req: req, ip: ip, path: req.URI().Path(), method: req.Header.Method()}
 	ns := now.UnixNano()
+	d.now = ns
 	for _, r := range rs.rules {
 		if r.match(&v) && !l.apply(rs, r, &v, ns, d) {
 			return
@@ -162,8 +163,7 @@ func (l *Limiter) apply(rs *ruleSet, r *rule, v *reqView, ns int64, d *Decision)
 	h := maphash.Bytes(l.seed, d.buf)
 	s := rs.table.get(h, ns)
 	ok, tat := s.take(ns, r.inc, r.tau)
-	st := ruleState{r: r, s: s, h: h, charged: ok, reset: max(tat-ns, 0)}
-	st.remaining = (r.tau - st.reset) / r.interval
+	st := ruleState{r: r, s: s, h: h, tat: tat, charged: ok}
 	switch {
 	case ok:
 		d.record(st)

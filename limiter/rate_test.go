@@ -82,3 +82,32 @@ func FuzzParseRate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRule feeds arbitrary rule text through validation and, when accepted,
+// through Check: neither may panic, and an accepted rule must answer.
+func FuzzRule(f *testing.F) {
+	f.Add("/items/*", "ip/24/48", "10/m", "free*", "/items/MLA1?site=MLA", 3)
+	f.Add("/categories/**", "header:X-Api-Key", "5/10s", "*", "/categories/x", 1)
+	f.Add("**", "query:site", "1/d", "a*b", "/", 0)
+	f.Fuzz(func(t *testing.T, path, key, rate, hdrGlob, uri string, cost int) {
+		rc := RuleConfig{ID: "f", Paths: []string{path}, Key: []string{key, "path"}, Rate: rate,
+			Headers: map[string]string{"X-Tier": hdrGlob}, Cost: cost % 8}
+		l, err := New(Config{MaxKeys: 64, Rules: []RuleConfig{rc}})
+		if err != nil {
+			if !strings.Contains(err.Error(), `limits.rules[0] (id "f"): `) {
+				t.Fatalf("error does not name the rule: %v", err)
+			}
+			return
+		}
+		r := newReq("GET", "/")
+		r.SetRequestURI(uri)
+		r.Header.Set("X-Tier", hdrGlob)
+		var d Decision
+		for i := range 3 {
+			l.Check(t0.Add(time.Duration(i)), r, ip("1.2.3.4"), &d)
+			if d.Verdict != Allow && d.Verdict != Limit {
+				t.Fatalf("verdict %v", d.Verdict)
+			}
+		}
+	})
+}
