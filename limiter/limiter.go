@@ -151,7 +151,7 @@ func (l *Limiter) Check(now time.Time, req *fasthttp.Request, ip netip.Addr, d *
 	}
 	for i := 0; i < d.n; i++ {
 		if st := d.state(i); st.charged {
-			st.r.stats.allowed.add(d)
+			st.r.stats.allowed.Add(1)
 		}
 	}
 }
@@ -169,7 +169,7 @@ func (l *Limiter) apply(rs *ruleSet, r *rule, v *reqView, ns int64, d *Decision)
 		d.record(st)
 		return true
 	case r.shadow:
-		r.stats.shadowLimited.add(d)
+		r.stats.shadowLimited.Add(1)
 		if d.nShadow < MaxReported {
 			d.shadow[d.nShadow] = r.id
 			d.nShadow++
@@ -177,7 +177,7 @@ func (l *Limiter) apply(rs *ruleSet, r *rule, v *reqView, ns int64, d *Decision)
 		d.record(st)
 		return true
 	}
-	r.stats.limited.add(d)
+	r.stats.limited.Add(1)
 	d.refund()
 	d.Verdict, d.Rule, d.limited = Limit, r.id, st
 	d.RetryAfter = time.Duration(max(tat, ns) + r.inc - r.tau - ns)

@@ -24,9 +24,9 @@ func (l *Limiter) WriteMetrics(w io.Writer) {
 	rs := l.set.Load()
 	for _, r := range rs.rules {
 		pre := `meliproxy_limiter_requests_total{rule="` + r.id + `",result="`
-		metrics.WriteCounterUint64(w, pre+`allowed"}`, r.stats.allowed.load())
-		metrics.WriteCounterUint64(w, pre+`limited"}`, r.stats.limited.load())
-		metrics.WriteCounterUint64(w, pre+`shadow_limited"}`, r.stats.shadowLimited.load())
+		metrics.WriteCounterUint64(w, pre+`allowed"}`, r.stats.allowed.Load())
+		metrics.WriteCounterUint64(w, pre+`limited"}`, r.stats.limited.Load())
+		metrics.WriteCounterUint64(w, pre+`shadow_limited"}`, r.stats.shadowLimited.Load())
 	}
 	metrics.WriteCounterUint64(w, "meliproxy_limiter_denied_total", l.denied.Load())
 	metrics.WriteCounterUint64(w, "meliproxy_limiter_exempt_total", l.exempted.Load())

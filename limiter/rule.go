@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 )
@@ -47,8 +48,11 @@ type ruleIdent struct {
 	v4, v6 int // resolved defaults of the "ip" key part
 }
 
+// ruleStats are a rule's counters. Plain atomics: striping them over cache
+// lines (keyed by Decision address) measured 78 → 72 ns/op on the hot-key
+// benchmark, within this shared machine's noise (p=0.38, n=8), so not kept.
 type ruleStats struct {
-	allowed, limited, shadowLimited counter
+	allowed, limited, shadowLimited atomic.Uint64
 }
 
 type cond struct {
