@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/meliproxy/meliproxy/cache"
+	"github.com/meliproxy/meliproxy/control"
+	"github.com/meliproxy/meliproxy/control/sdnotify"
 	"github.com/meliproxy/meliproxy/limiter"
 	"github.com/meliproxy/meliproxy/proxy"
 	"github.com/meliproxy/meliproxy/stats"
@@ -24,6 +29,9 @@ type app struct {
 	cache *cache.Cache
 	stats *stats.Stats
 	proxy *proxy.Proxy
+	ctl   *control.Control
+	// notify tells systemd about start, reloads and stop (nil: not run by systemd).
+	notify *sdnotify.Notifier
 
 	cfg      atomic.Pointer[Config]
 	loadedAt atomic.Int64 // unix seconds of the last successful load
@@ -72,7 +80,56 @@ func newApp(cfg *Config, logger *slog.Logger, accessLog io.Writer) (*app, error)
 		a.close()
 		return nil, &configError{err}
 	}
+	tokens, err := cfg.adminTokens()
+	if err == nil {
+		a.ctl, err = control.New(control.Options{Tokens: tokens, Limiter: a.lim, Cache: a.cache,
+			Reload: a.apiReload, Snapshot: a.snapshot, Logger: logger})
+	}
+	if err != nil {
+		a.close()
+		return nil, &configError{err}
+	}
 	return a, nil
+}
+
+// apiReload is the control plane's reload: the same path as SIGHUP.
+func (a *app) apiReload() (any, error) {
+	res, err := a.logReload("api")
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// snapshot describes the running configuration for the control plane.
+func (a *app) snapshot() control.Snapshot {
+	cfg := a.cfg.Load()
+	return control.Snapshot{
+		Path:            cfg.Path,
+		Version:         cfg.Version,
+		RulesPath:       cfg.RulesPath,
+		RuleSources:     maps.Clone(cfg.RuleSources),
+		LoadedAt:        time.Unix(a.loadedAt.Load(), 0),
+		LastReloadError: a.lastReloadError(),
+		Effective:       effectiveConfig(cfg, a.lim.Config()),
+	}
+}
+
+// effectiveConfig is cfg as TOML keys and values, the names operators write (the control plane
+// redacts secrets), with the limiter's defaults applied. (The cache section shows 0 for its
+// defaults: cache has no getter for its effective Config.)
+func effectiveConfig(cfg *Config, limits limiter.Config) map[string]any {
+	eff := *cfg
+	eff.Limits = limits
+	out := map[string]any{}
+	b, err := toml.Marshal(&eff)
+	if err == nil {
+		err = toml.Unmarshal(b, &out)
+	}
+	if err != nil {
+		return map[string]any{"error": "BUG: encode config: " + err.Error()}
+	}
+	return out
 }
 
 // registerMetrics exports the reload state with the names Prometheus and Alertmanager use.

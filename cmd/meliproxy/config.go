@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/meliproxy/meliproxy/cache"
+	"github.com/meliproxy/meliproxy/control"
 	"github.com/meliproxy/meliproxy/limiter"
 	"github.com/meliproxy/meliproxy/proxy"
 	"github.com/meliproxy/meliproxy/stats"
@@ -116,11 +117,41 @@ func (c *Config) validate() error {
 		c.Server.Validate(),
 		c.Upstream.Validate(),
 		c.Admin.Validate(),
+		c.adminTokensErr(),
 		c.Log.Validate(),
 		prefixed("limits", c.Limits.Validate()),
 		prefixed("cache", c.Cache.Validate()),
 		prefixed("stats", c.Stats.Validate()),
 	)
+}
+
+// adminTokens resolves [[admin.tokens]] for the control plane. token_env is read here, at load, so
+// that -check and start-up report an unset variable; secrets are never logged.
+func (c *Config) adminTokens() ([]control.Token, error) {
+	var out []control.Token
+	var errs []error
+	for i, t := range c.Admin.Tokens {
+		secret := t.Token
+		if t.TokenEnv != "" {
+			secret = os.Getenv(t.TokenEnv)
+			if len(secret) < proxy.MinAdminTokenLen {
+				errs = append(errs, fmt.Errorf("admin.tokens[%d] (name %q): token_env: $%s is unset or shorter than %d characters",
+					i, t.Name, t.TokenEnv, proxy.MinAdminTokenLen))
+				continue
+			}
+		}
+		scope, err := control.ParseScope(t.Scope)
+		if err != nil || secret == "" {
+			continue // reported by AdminConfig.Validate
+		}
+		out = append(out, control.Token{Name: t.Name, Secret: secret, Scope: scope})
+	}
+	return out, errors.Join(errs...)
+}
+
+func (c *Config) adminTokensErr() error {
+	_, err := c.adminTokens()
+	return err
 }
 
 // loadRules appends the rules of limits.rules_file to the inline ones and records where each

@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/meliproxy/meliproxy/control/sdnotify"
 	"github.com/meliproxy/meliproxy/proxy"
 )
 
@@ -30,6 +31,7 @@ func serve(cfg *Config, stderr io.Writer) error {
 		return err
 	}
 	defer a.close()
+	a.notify = sdnotify.New(os.Getenv("NOTIFY_SOCKET"))
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
@@ -53,7 +55,12 @@ func serve(cfg *Config, stderr io.Writer) error {
 	go func() { errc <- admin.Serve(adminLn) }()
 	logger.Info("meliproxy started", "version", buildVersion(), "listen", ln.Addr().String(),
 		"admin", adminLn.Addr().String(), "upstream", cfg.Upstream.URL, "config", cfg.Path,
-		"config_version", cfg.Version, "rules", len(cfg.Limits.Rules), "cache_rules", len(cfg.Cache.Rules))
+		"config_version", cfg.Version, "rules", len(cfg.Limits.Rules), "cache_rules", len(cfg.Cache.Rules),
+		"admin_tokens", len(cfg.Admin.Tokens))
+	if len(cfg.Admin.Tokens) == 0 {
+		logger.Warn("admin API has no tokens: open to local processes on the loopback listener", "admin", adminLn.Addr().String())
+	}
+	a.notifyReady()
 
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -65,9 +72,10 @@ wait:
 		select {
 		case sig := <-sigc:
 			if sig == syscall.SIGHUP {
-				a.logReload("SIGHUP")
+				_, _ = a.logReload("SIGHUP")
 				continue
 			}
+			_ = a.notify.Stopping()
 			logger.Info("draining", "signal", sig.String(), "timeout", cfg.Server.DrainTimeout.String())
 			break wait
 		case runErr = <-errc:
@@ -85,24 +93,41 @@ wait:
 }
 
 // logReload reloads and logs the outcome: every problem on failure, what changed on success.
-func (a *app) logReload(trigger string) {
+// systemd (Type=notify) is told RELOADING=1 before and READY=1 after, whatever the outcome.
+func (a *app) logReload(trigger string) (*ReloadResult, error) {
+	_ = a.notify.Reloading()
+	defer a.notifyReady()
 	res, err := a.reload()
 	if err != nil {
 		for _, e := range unjoin(err) {
 			a.log.Error("reload refused, old configuration kept", "trigger", trigger, "error", e)
 		}
-		return
+		return nil, err
 	}
 	a.log.Info("reloaded", "trigger", trigger, "version", res.Version, "unchanged", res.Unchanged,
 		"rules_added", res.RulesAdded, "rules_removed", res.RulesRemoved, "rules_changed", res.RulesChanged,
 		"cache_changed", res.CacheChanged, "needs_restart", res.NeedsRestart)
+	return res, nil
 }
 
-// adminHandler is the admin listener's router: health, metrics, stats.
+// notifyReady sends READY=1 with a status line systemctl status shows.
+func (a *app) notifyReady() {
+	status := "serving, config " + a.cfg.Load().Version
+	if e := a.lastReloadError(); e != "" {
+		status += "; last reload refused (see logs)"
+	}
+	if err := a.notify.Ready(status); err != nil {
+		a.log.Warn("sd_notify", "error", err)
+	}
+}
+
+// adminHandler is the admin listener's router: health, metrics, stats and the control plane, all
+// but health behind the control plane's authentication.
 func (a *app) adminHandler() fasthttp.RequestHandler {
 	r := proxy.NewAdminRouter(a.proxy.Ready)
 	a.stats.Register(r)
-	return r.Handler
+	a.ctl.Register(r)
+	return a.ctl.Protect(r.Handler)
 }
 
 func newLogger(c proxy.LogConfig, w io.Writer) *slog.Logger {
