@@ -126,9 +126,10 @@ func (l *Limiter) ClientIP(peer netip.Addr, h *fasthttp.RequestHeader) netip.Add
 func (l *Limiter) Check(now time.Time, req *fasthttp.Request, ip netip.Addr, d *Decision) {
 	d.Reset()
 	rs := l.set.Load()
-	d.headers = rs.headers
+	ns := now.UnixNano()
+	d.headers, d.now = rs.headers, ns
 	ip = ip.Unmap()
-	if rs.deny.contains(ip) || l.deny.Load().contains(ip, now.UnixNano()) {
+	if rs.deny.contains(ip) || l.deny.Load().contains(ip, ns) {
 		d.Verdict = Deny
 		l.denied.Add(1)
 		return
@@ -142,8 +143,6 @@ func (l *Limiter) Check(now time.Time, req *fasthttp.Request, ip netip.Addr, d *
 		return
 	}
 	v := reqView{req: req, ip: ip, path: req.URI().Path(), method: req.Header.Method()}
-	ns := now.UnixNano()
-	d.now = ns
 	for _, r := range rs.rules {
 		if r.match(&v) && !l.apply(rs, r, &v, ns, d) {
 			return
