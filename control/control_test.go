@@ -453,7 +453,7 @@ func TestRulesEndpoints(t *testing.T) {
 		q         req
 		want      int
 		wantField string
-		wantIn    string                       // substring of the body
+		wantIn    string                     // substring of the body
 		check     func(t *testing.T, e *env) // after the request
 	}{
 		{name: "list", q: req{method: "GET", path: "/api/v1/rules"}, want: 200, wantIn: `"editable": false`,
