@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/meliproxy/meliproxy/limiter/glob"
 )
 
 // Defaults applied to zero-valued Config and RuleConfig fields.
@@ -36,8 +38,10 @@ type RuleConfig struct {
 	// ID names the rule in errors, logs and docs. Required, unique.
 	ID string `toml:"id"`
 
-	// Paths are glob patterns matched against the normalised path the proxy forwards (no query).
-	// "*" matches any run of bytes, including "/": "/categories/*" matches "/categories/MLA1055"
+	// Paths are glob patterns matched against the normalised path the proxy forwards (no query),
+	// with the same syntax as limit rules (package limiter/glob): "*" matches within one path
+	// segment, a final "/**" matches the path and everything below it: "/categories/*" matches
+	// "/categories/MLA1055" but not "/categories/MLA1055/attributes"; "/categories/**" matches all three.
 	// and "/categories/MLA1055/attributes" but not "/categories". There are no other wildcards.
 	// Each pattern must start with "/". At least one is required.
 	Paths []string `toml:"paths"`
@@ -99,8 +103,8 @@ func (r *RuleConfig) validate(i int, seen map[string]int) []error {
 		bad("paths: at least one pattern required, e.g. \"/categories/*\"")
 	}
 	for j, p := range r.Paths {
-		if !strings.HasPrefix(p, "/") {
-			bad("paths[%d] %q: must start with \"/\"", j, p)
+		if _, err := glob.Path(p); err != nil {
+			bad("paths[%d] %q: %v", j, p, err)
 		}
 		if strings.ContainsAny(p, "?# \t\r\n") {
 			bad("paths[%d] %q: must not contain '?', '#' or whitespace (the query is never matched)", j, p)

@@ -71,14 +71,18 @@ func TestRuleDefaults(t *testing.T) {
 	}
 }
 
-func TestGlob(t *testing.T) {
+// TestRulePaths: cache rules use the limiter's path syntax (limiter/glob), so a pattern means the
+// same in both: "*" stays within one segment, a final "/**" covers a subtree.
+func TestRulePaths(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		pattern, path string
 		want          bool
 	}{
 		{"/categories/*", "/categories/MLA1055", true},
-		{"/categories/*", "/categories/MLA1055/attributes", true},
+		{"/categories/*", "/categories/MLA1055/attributes", false},
+		{"/categories/**", "/categories/MLA1055/attributes", true},
+		{"/categories/**", "/categories", true},
 		{"/categories/*", "/categories/", true},
 		{"/categories/*", "/categories", false},
 		{"/categories/*", "/categoriesX/1", false},
@@ -89,12 +93,13 @@ func TestGlob(t *testing.T) {
 		{"/sites/*/categories", "/sites/categories", false},
 		{"/a/*/b/*/c", "/a/1/b/2/c", true},
 		{"/a/*/b/*/c", "/a/1/c/2/b", false},
-		{"*", "/anything", true},
+		{"/**", "/anything/at/all", true},
 		{"/x*x", "/x", false},
 	}
 	for _, tt := range tests {
-		if got := compileGlob(tt.pattern).match([]byte(tt.path)); got != tt.want {
-			t.Errorf("glob %q match %q = %v, want %v", tt.pattern, tt.path, got, tt.want)
+		r := newRule(RuleConfig{ID: "r", Paths: []string{tt.pattern}})
+		if got := r.matches([]byte(tt.path)); got != tt.want {
+			t.Errorf("pattern %q on %q = %v, want %v", tt.pattern, tt.path, got, tt.want)
 		}
 	}
 }

@@ -73,7 +73,7 @@ func (o *origin) fetch(req *fasthttp.Request, resp *fasthttp.Response) error {
 
 // rules returns a Config caching /categories/* and /sites/* like the shipped config.
 func testConfig(mod func(r *RuleConfig)) Config {
-	r := RuleConfig{ID: "catalog", Paths: []string{"/categories/*", "/sites/*"}, TTL: time.Minute, Stale: 5 * time.Minute}
+	r := RuleConfig{ID: "catalog", Paths: []string{"/categories/**", "/sites/**"}, TTL: time.Minute, Stale: 5 * time.Minute}
 	if mod != nil {
 		mod(&r)
 	}

@@ -117,17 +117,6 @@ func BenchmarkClientIP(b *testing.B) {
 	})
 }
 
-func BenchmarkGlob(b *testing.B) {
-	g, _ := compilePathGlob("/users/*/items/MLA*/**")
-	s := []byte("/users/12345/items/MLA1234567/pictures/1")
-	b.ReportAllocs()
-	for b.Loop() {
-		if !g.match(s) {
-			b.Fatal("no match")
-		}
-	}
-}
-
 // BenchmarkHeap1MKeys reports the heap held by a Limiter tracking 1M keys
 // (MaxKeys = 1M), measured with runtime.ReadMemStats after GC.
 func BenchmarkHeap1MKeys(b *testing.B) {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/meliproxy/meliproxy/limiter/glob"
 )
 
 // rule is a compiled RuleConfig. It is immutable once its rule set is
@@ -22,8 +24,8 @@ type rule struct {
 	ident    ruleIdent  // what decides whether a reload keeps the buckets
 	shadow   bool
 	methods  []string
-	paths    []glob
-	uas      []glob
+	paths    []glob.Pattern
+	uas      []glob.Pattern
 	cidrs    prefixSet
 	anyCIDR  bool // no cidrs configured
 	headers  []cond
@@ -57,7 +59,7 @@ type ruleStats struct {
 
 type cond struct {
 	name string
-	g    glob
+	g    glob.Pattern
 }
 
 type partKind uint8
@@ -137,7 +139,7 @@ func compileRule(rc RuleConfig, v4, v6 int) (*rule, []error) {
 		add(err)
 	}
 	for i, p := range rc.Paths {
-		g, err := compilePathGlob(p)
+		g, err := glob.Path(p)
 		if err != nil {
 			add(fmt.Errorf("paths[%d] %q: %w", i, p, err))
 		}
@@ -157,7 +159,7 @@ func compileRule(rc RuleConfig, v4, v6 int) (*rule, []error) {
 	r.query, cerrs = compileConds("query", rc.Query, false)
 	errs = append(errs, cerrs...)
 	for i, p := range rc.UserAgents {
-		g, err := compileValueGlob(p)
+		g, err := glob.Value(p)
 		if err != nil {
 			add(fmt.Errorf("user_agents[%d] %q: %w", i, p, err))
 		}
@@ -292,7 +294,7 @@ func compileConds(key string, m map[string]string, header bool) ([]cond, []error
 			errs = append(errs, fmt.Errorf("%s %q: invalid name", key, name))
 			continue
 		}
-		g, err := compileValueGlob(v)
+		g, err := glob.Value(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s.%s %q: %w", key, name, v, err))
 			continue
@@ -390,14 +392,14 @@ func (r *rule) match(v *reqView) bool {
 	for i := range r.headers {
 		c := &r.headers[i]
 		val := v.req.Header.Peek(c.name)
-		if val == nil || !c.g.match(val) {
+		if val == nil || !c.g.Match(val) {
 			return false
 		}
 	}
 	for i := range r.query {
 		c := &r.query[i]
 		val := v.req.URI().QueryArgs().Peek(c.name)
-		if val == nil || !c.g.match(val) {
+		if val == nil || !c.g.Match(val) {
 			return false
 		}
 	}
@@ -413,9 +415,9 @@ func matchMethod(ms []string, m []byte) bool {
 	return false
 }
 
-func anyGlob(gs []glob, s []byte) bool {
+func anyGlob(gs []glob.Pattern, s []byte) bool {
 	for i := range gs {
-		if gs[i].match(s) {
+		if gs[i].Match(s) {
 			return true
 		}
 	}

@@ -1,4 +1,7 @@
-package limiter
+// Package glob matches request paths and header values against the patterns that limit and cache
+// rules are written in, without allocating. The limiter and the cache share it so that a pattern
+// means the same thing in both.
+package glob
 
 import (
 	"bytes"
@@ -6,7 +9,7 @@ import (
 	"strings"
 )
 
-// glob is a compiled pattern. Two flavours exist:
+// Pattern is a compiled pattern. It is immutable and safe for concurrent use. Two flavours exist:
 //
 // Path globs (rule paths) work segment by segment, '/' being the separator:
 //   - a literal segment matches itself ("/items" matches only "/items");
@@ -26,7 +29,7 @@ import (
 // There is no escaping and no '?' or character classes: a literal '*' cannot
 // be matched. Matching allocates nothing and runs in O(len(pattern) ×
 // len(input)) in the worst case, usually linear.
-type glob struct {
+type Pattern struct {
 	pat   string
 	exact bool     // no wildcard: compare the whole string
 	all   bool     // "**": everything matches
@@ -49,9 +52,9 @@ const (
 
 var errDoubleStar = errors.New(`"**" is only allowed as the last segment ("/a/**")`)
 
-// compilePathGlob compiles a rule path pattern; it must start with '/'.
-func compilePathGlob(p string) (glob, error) {
-	g := glob{pat: p, path: true}
+// Path compiles a path pattern; it must start with '/' (or be "**").
+func Path(p string) (Pattern, error) {
+	g := Pattern{pat: p, path: true}
 	if p == "**" {
 		g.all = true
 		return g, nil
@@ -82,19 +85,22 @@ func compilePathGlob(p string) (glob, error) {
 	return g, nil
 }
 
-// compileValueGlob compiles a header, query or user-agent value pattern.
-func compileValueGlob(p string) (glob, error) {
+// Value compiles a header, query or user-agent value pattern.
+func Value(p string) (Pattern, error) {
 	if p == "" {
-		return glob{}, errors.New(`empty pattern: use "*" to require presence`)
+		return Pattern{}, errors.New(`empty pattern: use "*" to require presence`)
 	}
-	g := glob{pat: p, segs: []string{p}}
+	g := Pattern{pat: p, segs: []string{p}}
 	g.exact = !strings.Contains(p, "*")
 	g.all = strings.Trim(p, "*") == ""
 	return g, nil
 }
 
-// match reports whether s matches the pattern. s is only read.
-func (g *glob) match(s []byte) bool {
+// String returns the pattern as written.
+func (g *Pattern) String() string { return g.pat }
+
+// Match reports whether s matches the pattern. s is only read.
+func (g *Pattern) Match(s []byte) bool {
 	switch {
 	case g.all:
 		return true

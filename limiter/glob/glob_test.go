@@ -1,4 +1,4 @@
-package limiter
+package glob
 
 import (
 	"regexp"
@@ -30,18 +30,18 @@ func TestPathGlob(t *testing.T) {
 		{pat: "", bad: true},
 	}
 	for _, tt := range tests {
-		g, err := compilePathGlob(tt.pat)
+		g, err := Path(tt.pat)
 		if tt.bad != (err != nil) {
-			t.Errorf("compilePathGlob(%q) error = %v, want bad=%v", tt.pat, err, tt.bad)
+			t.Errorf("Path(%q) error = %v, want bad=%v", tt.pat, err, tt.bad)
 			continue
 		}
 		for _, s := range tt.yes {
-			if !g.match([]byte(s)) {
+			if !g.Match([]byte(s)) {
 				t.Errorf("%q should match %q", tt.pat, s)
 			}
 		}
 		for _, s := range tt.no {
-			if g.match([]byte(s)) {
+			if g.Match([]byte(s)) {
 				t.Errorf("%q should not match %q", tt.pat, s)
 			}
 		}
@@ -51,11 +51,11 @@ func TestPathGlob(t *testing.T) {
 func TestValueGlob(t *testing.T) {
 	t.Parallel()
 	match := func(pat, s string) bool {
-		g, err := compileValueGlob(pat)
+		g, err := Value(pat)
 		if err != nil {
-			t.Fatalf("compileValueGlob(%q): %v", pat, err)
+			t.Fatalf("Value(%q): %v", pat, err)
 		}
-		return g.match([]byte(s))
+		return g.Match([]byte(s))
 	}
 	for _, c := range []struct {
 		pat, s string
@@ -75,7 +75,7 @@ func TestValueGlob(t *testing.T) {
 			t.Errorf("value glob %q on %q = %v, want %v", c.pat, c.s, got, c.want)
 		}
 	}
-	if _, err := compileValueGlob(""); err == nil {
+	if _, err := Value(""); err == nil {
 		t.Error("empty value glob accepted")
 	}
 }
@@ -107,25 +107,36 @@ func FuzzGlob(f *testing.F) {
 	f.Add("*bot*", "Googlebot", false)
 	f.Add("a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaa", false)
 	f.Fuzz(func(t *testing.T, pat, s string, path bool) {
-		var g glob
+		var g Pattern
 		var err error
 		if path {
-			g, err = compilePathGlob(pat)
+			g, err = Path(pat)
 		} else {
-			g, err = compileValueGlob(pat)
+			g, err = Value(pat)
 		}
 		if err != nil {
 			return
 		}
-		got := g.match([]byte(s))
+		got := g.Match([]byte(s))
 		if !utf8.ValidString(pat) || !utf8.ValidString(s) {
 			return // the regexp oracle needs UTF-8; match itself is byte-wise
 		}
 		if want := globRegexp(pat, path).MatchString(s); got != want {
 			t.Fatalf("glob %q (path=%v) on %q = %v, reference says %v", pat, path, s, got, want)
 		}
-		if !strings.Contains(pat, "*") && !g.match([]byte(pat)) {
+		if !strings.Contains(pat, "*") && !g.Match([]byte(pat)) {
 			t.Fatalf("literal %q does not match itself", pat)
 		}
 	})
+}
+
+func BenchmarkMatch(b *testing.B) {
+	g, _ := Path("/users/*/items/MLA*/**")
+	s := []byte("/users/12345/items/MLA1234567/pictures/1")
+	b.ReportAllocs()
+	for b.Loop() {
+		if !g.Match(s) {
+			b.Fatal("no match")
+		}
+	}
 }
