@@ -6,6 +6,7 @@ import (
 
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 )
 
 // AdminConfig is the [admin] section: the operators' listener for health, metrics, stats and control.
@@ -82,6 +83,8 @@ func NewAdminRouter(ready ReadyFunc) *router.Router {
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"ok"}` + "\n")
 	})
+	// Profiles for "measure, never guess" in production: go tool pprof http://ADMIN/debug/pprof/profile
+	r.GET("/debug/pprof/{profile:*}", pprofhandler.PprofHandler)
 	r.GET("/readyz", func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("application/json")
 		if !ready() {
