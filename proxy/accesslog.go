@@ -65,7 +65,7 @@ func (a *accessLog) write(x *exchange, end time.Time) {
 	b = append(b, `,"path":`...)
 	b = strconv.AppendQuote(b, string(ctx.Path()))
 	b = append(b, `,"query":`...)
-	b = strconv.AppendQuote(b, string(ctx.QueryArgs().QueryString()))
+	b = strconv.AppendQuote(b, string(ctx.URI().QueryString()))
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(ctx.Response.StatusCode()), 10)
 	b = append(b, `,"bytes":`...)
