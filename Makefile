@@ -42,7 +42,8 @@ check: ## gofmt, go vet, staticcheck
 bench-go: ## Go micro-benchmarks of the hot path (allocations included)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./proxy/ ./limiter/ ./cache/ ./stats/
 
-bench: build ## end-to-end load benchmark (wrk, vegeta; nginx side by side when installed)
+bench: build ## end-to-end load benchmark, ~7 min (wrk, vegeta; nginx, HAProxy side by side; installs them as root)
+	@.ci/deps bench
 	$(GO) run ./bench -bin $(BIN)
 
 fuzz: ## run each fuzz target for FUZZTIME
