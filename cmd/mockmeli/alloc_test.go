@@ -38,11 +38,3 @@ func TestHotPathAllocs(t *testing.T) {
 		})
 	}
 }
-
-func testServer(tb testing.TB, cfg config) *server {
-	fx, err := loadFixtures()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return newServer(cfg, fx)
-}

@@ -22,3 +22,12 @@ func BenchmarkHandle(b *testing.B) {
 		})
 	}
 }
+
+// testServer is a server on the embedded fixtures, without a listener.
+func testServer(tb testing.TB, cfg config) *server {
+	fx, err := loadFixtures()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return newServer(cfg, fx)
+}
