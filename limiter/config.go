@@ -90,10 +90,14 @@ type RuleConfig struct {
 	Action string `toml:"action"`
 	// Cost is the tokens each matching request takes. Default 1.
 	Cost int `toml:"cost"`
-	// Scope is "local" (default: this instance's counters) or "cluster"
-	// (reserved for cluster-wide limits; accepted and stored, enforced locally
-	// for now).
+	// Scope is "local" (default: this instance's counters) or "cluster" (one
+	// limit across every node sharing the [cluster] Redis; without [cluster]
+	// it is enforced locally). See docs/cluster.md.
 	Scope string `toml:"scope"`
+	// Fail is what a cluster rule does while Redis is unreachable: "local"
+	// (default: each node enforces its share, limit / live nodes), "open"
+	// (admit) or "closed" (reject). Only for scope = "cluster".
+	Fail string `toml:"fail"`
 }
 
 // Validate reports every problem in c, joined with errors.Join, each naming

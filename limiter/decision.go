@@ -81,7 +81,19 @@ type ruleState struct {
 	s       *slot
 	h       uint64
 	tat     int64 // the key's TAT after this request (or as found, if rejected)
+	inc     int64 // ns of emission time charged to s (a cluster share: inc × nodes)
+	e       *hotEntry
+	leased  bool // charged to e's lease, not to s
 	charged bool
+}
+
+// undo gives back what the request took for st.
+func (st *ruleState) undo() {
+	if st.e != nil {
+		st.e.undo(st)
+		return
+	}
+	st.s.refund(st.h, st.inc)
 }
 
 // reset returns the ns until st's bucket is full again, at now.
@@ -141,9 +153,9 @@ func (d *Decision) state(i int) *ruleState {
 func (d *Decision) refund() {
 	for i := 0; i < d.n; i++ {
 		if st := d.state(i); st.charged {
-			st.s.refund(st.h, st.r.inc)
+			st.undo()
 			st.charged = false
-			st.tat -= st.r.inc
+			st.tat -= st.inc
 		}
 	}
 }

@@ -27,6 +27,8 @@ type Limiter struct {
 	seed maphash.Seed // per process: key hashes are not predictable from outside
 	set  atomic.Pointer[ruleSet]
 	deny atomic.Pointer[denyList] // run-time deny entries, copy-on-write
+	// cluster, once StartCluster ran, decides scope = "cluster" rules.
+	cluster atomic.Pointer[cluster]
 
 	mu      sync.Mutex            // serializes Update and deny-list writes
 	stats   map[string]*ruleStats // by rule id; guarded by mu
@@ -160,9 +162,13 @@ func (l *Limiter) Check(now time.Time, req *fasthttp.Request, ip netip.Addr, d *
 func (l *Limiter) apply(rs *ruleSet, r *rule, v *reqView, ns int64, d *Decision) bool {
 	d.buf = r.appendKey(d.buf[:0], v)
 	h := maphash.Bytes(l.seed, d.buf)
-	s := rs.table.get(h, ns)
-	ok, tat := s.take(ns, r.inc, r.tau)
-	st := ruleState{r: r, s: s, h: h, tat: tat, charged: ok}
+	st := ruleState{r: r, s: rs.table.get(h, ns), h: h, inc: r.inc}
+	if cl := l.cluster.Load(); cl != nil && r.clustered {
+		cl.take(&st, ns, d.buf)
+	} else {
+		st.charged, st.tat = st.s.take(ns, r.inc, r.tau)
+	}
+	ok := st.charged
 	switch {
 	case ok:
 		d.record(st)
@@ -179,7 +185,7 @@ func (l *Limiter) apply(rs *ruleSet, r *rule, v *reqView, ns int64, d *Decision)
 	r.stats.limited.Add(1)
 	d.refund()
 	d.Verdict, d.Rule, d.limited = Limit, r.id, st
-	d.RetryAfter = time.Duration(max(tat, ns) + r.inc - r.tau - ns)
+	d.RetryAfter = time.Duration(max(st.tat, ns) + st.inc - r.tau - ns)
 	return false
 }
 

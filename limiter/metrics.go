@@ -38,4 +38,7 @@ func (l *Limiter) WriteMetrics(w io.Writer) {
 	metrics.WriteGaugeUint64(w, "meliproxy_limiter_max_keys", uint64(rs.cfg.MaxKeys))
 	metrics.WriteCounterUint64(w, "meliproxy_limiter_evictions_total", evictions)
 	metrics.WriteGaugeUint64(w, "meliproxy_limiter_deny_entries", uint64(len(l.deny.Load().m)))
+	if c := l.cluster.Load(); c != nil {
+		c.writeMetrics(w)
+	}
 }

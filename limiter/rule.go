@@ -37,6 +37,9 @@ type rule struct {
 	tau      int64  // ns of tolerance: burst × interval
 	policy   []byte // `"id";q=N;w=S`, a RateLimit-Policy list member
 
+	clustered bool     // scope = "cluster": decided by the Limiter's cluster, if started
+	fail      failMode // what a cluster rule does while Redis is unreachable
+
 	// Set by the Limiter when the rule set is installed.
 	tag   uint64     // hash domain of this rule's keys; kept across reloads
 	stats *ruleStats // counters, kept per id across reloads
@@ -183,8 +186,15 @@ func compileRule(rc RuleConfig, v4, v6 int) (*rule, []error) {
 	default:
 		add(fmt.Errorf("scope %q: must be local or cluster", rc.Scope))
 	}
+	r.clustered = rc.Scope == "cluster"
+	var err error
+	if r.fail, err = parseFail(rc.Fail); err != nil {
+		add(err)
+	} else if rc.Fail != "" && !r.clustered {
+		add(fmt.Errorf("fail %q: only for scope = \"cluster\" rules", rc.Fail))
+	}
 	ident := r.cfg
-	ident.Action, ident.Cost = "", 0
+	ident.Action, ident.Cost, ident.Fail = "", 0, ""
 	r.ident = ruleIdent{cfg: ident, v4: v4, v6: v6}
 	r.policy = fmt.Appendf(nil, "%q;q=%d;w=%d", rc.ID, r.rate.Count, int64(r.rate.Period.Seconds()))
 	return r, errs
@@ -237,6 +247,9 @@ func normRule(rc RuleConfig) RuleConfig {
 	}
 	if rc.Scope == "" {
 		rc.Scope = "local"
+	}
+	if rc.Scope == "cluster" && rc.Fail == "" {
+		rc.Fail = "local"
 	}
 	rc.Paths = cloneOrNil(rc.Paths)
 	rc.Methods = cloneOrNil(rc.Methods)

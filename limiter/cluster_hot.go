@@ -1,0 +1,215 @@
+package limiter
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+)
+
+// hotWays is the number of entries per hotGroup: the group's 8 keys fill one
+// 64-byte cache line, so telling that a key is not hot costs one line.
+const hotWays = 8
+
+// hotTable is the fixed set of keys of cluster-scope rules that this node
+// synchronises with Redis: the keys whose local share ran low. It is
+// allocated once (MaxHotKeys entries, rounded up to a power of two groups)
+// and holds no per-key allocation.
+//
+// Lookups from Check take no lock: one scan of a group's keys. Claims (a key
+// turning hot, at most once per key and episode) and frees (by the sync
+// goroutine) lock the group, so a key cannot be claimed twice.
+type hotTable struct {
+	groups []hotGroup
+	mask   uint64
+	n      atomic.Int64 // claimed entries
+}
+
+type hotGroup struct {
+	keys [hotWays]atomic.Uint64 // local key hashes (Check's h); 0 = free
+	mu   sync.Mutex             // serializes claim and free; guards the entries' plain fields
+	ents [hotWays]hotEntry
+}
+
+// hotEntry is one hot key. The atomics are shared between Check and the sync
+// goroutine; the plain fields are written under the group's mu.
+type hotEntry struct {
+	leased atomic.Bool  // a sync has answered: the lease, not the local share, decides
+	lease  atomic.Int64 // tokens reserved from the global bucket, not yet used
+	used   atomic.Int64 // tokens admitted on the local share since the last sync (post-paid)
+	demand atomic.Int64 // tokens asked for (admitted or not) since the last sync
+	gtat   atomic.Int64 // global TAT as of the last sync, on this node's clock (unix ns)
+
+	rule   *rule  // the rule at claim time (id, rate and burst are its identity)
+	stable uint64 // the key's cluster-wide hash (stableHash)
+	rkey   string // Redis key, built by the sync goroutine on first use
+	idle   int    // syncs in a row without demand; sync goroutine only
+}
+
+// newHotTable sizes the table to at least n entries.
+func newHotTable(n int) *hotTable {
+	g := max(uint64(n+hotWays-1)/hotWays, 1)
+	g = 1 << bits.Len64(g-1)
+	return &hotTable{groups: make([]hotGroup, g), mask: g - 1}
+}
+
+func (t *hotTable) group(h uint64) *hotGroup { return &t.groups[h&t.mask] }
+
+// find returns h's entry, or nil when h is not hot.
+func (t *hotTable) find(h uint64) *hotEntry {
+	g := t.group(h)
+	for i := range g.keys {
+		if g.keys[i].Load() == h {
+			return &g.ents[i]
+		}
+	}
+	return nil
+}
+
+// claim makes h hot for rule r with used tokens already taken from the local
+// share. It gives up (returning false) when another request is claiming in
+// the same group, or when the group is full.
+func (t *hotTable) claim(h uint64, r *rule, stable uint64, used int64) (ok bool) {
+	g := t.group(h)
+	if !g.mu.TryLock() {
+		return true // someone else is claiming here; not an overflow
+	}
+	defer g.mu.Unlock()
+	free := -1
+	for i := range g.keys {
+		switch g.keys[i].Load() {
+		case h:
+			return true
+		case 0:
+			if free < 0 {
+				free = i
+			}
+		}
+	}
+	if free < 0 {
+		return false
+	}
+	e := &g.ents[free]
+	e.leased.Store(false)
+	e.lease.Store(0)
+	e.used.Store(used)
+	e.demand.Store(used)
+	e.gtat.Store(0)
+	e.rule, e.stable, e.rkey, e.idle = r, stable, "", 0
+	g.keys[free].Store(h) // publish last: lookups never see a half-set entry
+	t.n.Add(1)
+	return true
+}
+
+// free releases entry i of g; the caller holds g.mu. A Check that found the
+// entry just before may still add to its counters: claim resets them.
+func (t *hotTable) free(g *hotGroup, i int) {
+	g.keys[i].Store(0)
+	e := &g.ents[i]
+	e.leased.Store(false)
+	e.rule, e.rkey = nil, ""
+	t.n.Add(-1)
+}
+
+// takeLease takes cost tokens from the lease if it holds that many.
+func (e *hotEntry) takeLease(cost int64) bool {
+	for {
+		old := e.lease.Load()
+		if old < cost {
+			return false
+		}
+		if e.lease.CompareAndSwap(old, old-cost) {
+			return true
+		}
+	}
+}
+
+// stableHash is a key's cluster-wide identity: FNV-1a (64 bit) of the rule id
+// and the key parts, the same on every node (Check's hash is seeded per
+// process). Raw key values never reach Redis; note that a 64-bit hash of an
+// IPv4 address can be reversed by trying all 2³² addresses, so Redis must be
+// protected like the proxy itself (docs/cluster.md).
+func stableHash(id string, parts []byte) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint64(id[i])) * prime
+	}
+	h = (h ^ 0xff) * prime // separates the id from the parts (0xff is not an id byte)
+	for _, b := range parts {
+		h = (h ^ uint64(b)) * prime
+	}
+	return h
+}
+
+// take decides st (a cluster-scope rule's request) at ns without any Redis
+// round trip, filling st's charged, tat, inc and e. key is the request's key
+// bytes (rule tag first), borrowed for the call. Modes, in order:
+//   - degraded (Redis unreachable): the rule's fail mode: "local" takes from
+//     the local share (limit/N with the last known N), "open" admits, "closed"
+//     rejects;
+//   - hot and leased: the lease (tokens reserved from the global bucket);
+//   - otherwise the local share; a key whose share is more than half used
+//     turns hot, and its admissions since are reported at the next sync.
+func (c *cluster) take(st *ruleState, ns int64, key []byte) {
+	r := st.r
+	cost := int64(r.cfg.Cost)
+	e := c.hot.find(st.h)
+	if e != nil {
+		e.demand.Add(cost)
+	}
+	if c.state.Load() != stateUp {
+		c.takeDegraded(st, ns)
+		return
+	}
+	if e != nil && e.leased.Load() {
+		st.e, st.leased = e, true
+		st.charged = e.takeLease(cost)
+		st.tat = max(e.gtat.Load(), ns)
+		if !st.charged {
+			// The lease is empty until the next sync: say so in Retry-After.
+			st.tat = max(st.tat, ns+r.tau-r.inc+int64(c.cfg.SyncInterval))
+		}
+		return
+	}
+	c.takeShare(st, ns)
+	switch {
+	case !st.charged:
+	case e != nil:
+		e.used.Add(cost)
+		st.e = e
+	case st.tat-ns > r.tau/2:
+		n := c.nodes.Load()
+		used := (st.tat - ns + r.interval*n - 1) / (r.interval * n) // whole tokens of the share in use
+		if !c.hot.claim(st.h, r, stableHash(r.id, key[8:]), used) {
+			c.overflow.Add(1)
+		}
+	}
+}
+
+// takeShare takes from the key's local bucket run at rate/N and burst/N: the
+// emission interval is scaled by N, the tolerance kept.
+func (c *cluster) takeShare(st *ruleState, ns int64) {
+	st.inc = st.r.inc * c.nodes.Load()
+	st.charged, st.tat = st.s.take(ns, st.inc, st.r.tau)
+}
+
+func (c *cluster) takeDegraded(st *ruleState, ns int64) {
+	switch st.r.fail {
+	case failOpen:
+		st.charged, st.inc, st.tat = true, 0, ns
+	case failClosed:
+		st.charged, st.tat = false, ns+st.r.tau
+	default:
+		c.takeShare(st, ns)
+	}
+}
+
+// undo gives back what take charged for st.
+func (e *hotEntry) undo(st *ruleState) {
+	if st.leased {
+		e.lease.Add(int64(st.r.cfg.Cost))
+		return
+	}
+	e.used.Add(-int64(st.r.cfg.Cost))
+	st.s.refund(st.h, st.inc)
+}

@@ -1,0 +1,203 @@
+package limiter
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// takeScript is the global GCRA of one key, run atomically in Redis on
+// Redis's clock (node clocks may disagree; TIME is the one clock all nodes
+// share). Times are microseconds since 2023-11-14 so that doubles (Lua
+// numbers) stay exact.
+//
+//	KEYS[1] the key's global TAT
+//	ARGV    interval µs, tau µs, used, refund, want (tokens)
+//
+// used tokens were admitted on a local share before the key was hot: they are
+// charged unconditionally (post-paid; the TAT may run past now+tau, a debt
+// later grants pay back). refund tokens are unused leases given back. Then up
+// to want tokens are granted (leased) if the bucket has them. It returns
+// {granted, µs the TAT is ahead of now}. The key expires when its bucket is
+// full again, so Redis holds only keys that carry information.
+var takeScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = (tonumber(t[1]) - 1700000000) * 1000000 + tonumber(t[2])
+local iv, tau = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+tat = tat + (tonumber(ARGV[3]) - tonumber(ARGV[4])) * iv
+if tat < now then tat = now end
+local grant = math.floor((now + tau - tat) / iv + 1e-9)
+local want = tonumber(ARGV[5])
+if grant > want then grant = want end
+if grant < 0 then grant = 0 end
+tat = tat + grant * iv
+local ahead = tat - now
+if ahead > 0 then
+  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(ahead / 1000) + 1)
+else
+  redis.call('DEL', KEYS[1])
+end
+return {grant, math.floor(ahead)}
+`)
+
+// beatScript records this node's heartbeat in the membership sorted set
+// (score: Redis time in ms), drops members older than the TTL and returns the
+// live count.
+//
+//	KEYS[1] the membership set
+//	ARGV    node id, TTL ms
+var beatScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+redis.call('PEXPIRE', KEYS[1], ttl)
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// syncItem is one hot key's part of a sync round.
+type syncItem struct {
+	e                  *hotEntry // nil: released, only its refund is sent
+	rkey               string
+	interval, tau      int64 // ns
+	used, refund, want int64 // tokens
+	cmd                *redis.Cmd
+}
+
+func (it *syncItem) needed() bool { return it.used != 0 || it.refund != 0 || it.want != 0 }
+
+// collect takes every hot key's counters for one round. Keys without demand
+// for a second, and every key when release is set, are freed: their unused
+// leases are returned in the batch.
+func (c *cluster) collect(release bool) []syncItem {
+	var batch []syncItem
+	idleTicks := max(int(time.Second/c.cfg.SyncInterval), 2)
+	for gi := range c.hot.groups {
+		g := &c.hot.groups[gi]
+		if g.empty() {
+			continue
+		}
+		g.mu.Lock()
+		for i := range g.keys {
+			if g.keys[i].Load() == 0 {
+				continue
+			}
+			it, keep := c.collectEntry(&g.ents[i], release, idleTicks)
+			if !keep {
+				c.hot.free(g, i)
+			}
+			if it.needed() {
+				batch = append(batch, it)
+			}
+		}
+		g.mu.Unlock()
+	}
+	return batch
+}
+
+// collectEntry reads and resets one entry's counters; the caller holds its
+// group's lock. The lease is topped up to the entry's demand of the last
+// interval plus one request (at most the burst); a lease above that is given
+// back, so idle nodes do not sit on tokens the busy ones need.
+func (c *cluster) collectEntry(e *hotEntry, release bool, idleTicks int) (it syncItem, keep bool) {
+	r := e.rule
+	if e.rkey == "" {
+		e.rkey = c.key("rl:" + r.id + ":" + strconv.FormatUint(e.stable, 16))
+	}
+	it = syncItem{e: e, rkey: e.rkey, interval: r.interval, tau: r.tau, used: e.used.Swap(0)}
+	demand := e.demand.Swap(0)
+	if e.idle++; demand > 0 {
+		e.idle = 0
+	}
+	if release || e.idle >= idleTicks {
+		it.e, it.refund = nil, e.lease.Swap(0)
+		return it, false
+	}
+	target := min(demand+int64(r.cfg.Cost), int64(r.cfg.Burst))
+	lease := e.lease.Load()
+	if lease > target && e.lease.CompareAndSwap(lease, target) {
+		it.refund, lease = lease-target, target
+	}
+	it.want = max(target-lease, 0)
+	if !e.leased.Load() && it.want == 0 {
+		it.want = target // first sync of a key: always ask, so it leaves the share
+	}
+	return it, true
+}
+
+func (g *hotGroup) empty() bool {
+	for i := range g.keys {
+		if g.keys[i].Load() != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// exchange sends the heartbeat (if beat) and the batch in one pipeline and
+// returns the live node count (when beat). After a Redis restart the scripts
+// are gone (NOSCRIPT): they are loaded and the round retried once.
+func (c *cluster) exchange(ctx context.Context, beat bool, batch []syncItem) (nodes int64, err error) {
+	for attempt := 0; ; attempt++ {
+		pipe := c.rdb.Pipeline()
+		var beatCmd *redis.Cmd
+		if beat {
+			beatCmd = beatScript.EvalSha(ctx, pipe, []string{c.key("nodes")}, c.cfg.NodeID, c.cfg.HeartbeatTTL.Milliseconds())
+		}
+		c.queue(ctx, pipe, batch)
+		c.ops.Add(uint64(pipe.Len()))
+		_, err = pipe.Exec(ctx)
+		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			c.ops.Add(2)
+			if err = beatScript.Load(ctx, c.rdb).Err(); err == nil {
+				err = takeScript.Load(ctx, c.rdb).Err()
+			}
+			if err == nil {
+				continue
+			}
+		}
+		if err != nil || !beat {
+			return 0, err
+		}
+		return beatCmd.Int64()
+	}
+}
+
+// queue adds one takeScript call per item to pipe.
+func (c *cluster) queue(ctx context.Context, pipe redis.Pipeliner, batch []syncItem) {
+	for i := range batch {
+		it := &batch[i]
+		it.cmd = takeScript.EvalSha(ctx, pipe, []string{it.rkey},
+			micros(it.interval), micros(it.tau), it.used, it.refund, it.want)
+	}
+}
+
+// apply hands the granted tokens to the entries and switches them to their
+// lease. done is when the answers arrived (the global TAT is mapped onto this
+// node's clock from it, for the RateLimit headers).
+func (c *cluster) apply(batch []syncItem, done time.Time) {
+	for i := range batch {
+		it := &batch[i]
+		if it.e == nil {
+			continue
+		}
+		res, err := it.cmd.Int64Slice()
+		if err != nil || len(res) != 2 {
+			continue
+		}
+		it.e.gtat.Store(done.UnixNano() + res[1]*1000)
+		if res[0] > 0 {
+			it.e.lease.Add(res[0])
+			c.granted.Add(uint64(res[0]))
+		}
+		it.e.leased.Store(true)
+	}
+}
+
+// micros formats ns as decimal microseconds for Lua.
+func micros(ns int64) string { return strconv.FormatFloat(float64(ns)/1e3, 'f', -1, 64) }
