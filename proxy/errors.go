@@ -12,6 +12,7 @@ import (
 // once at start so error responses allocate nothing either.
 type upstreamError struct {
 	kind   string // metric label and log value
+	id     int    // index into Proxy.upstreamErrCounts
 	status int
 	body   []byte
 }
@@ -39,8 +40,14 @@ var (
 	errRequestTimeoutBody = newUpstreamError("", fasthttp.StatusRequestTimeout, "request timeout").body
 )
 
-// upstreamErrors lists every class, for metrics created up front.
-var upstreamErrors = []*upstreamError{errUpstreamTimeout, errUpstreamDown, errUpstreamTooLarge, errUpstreamPoolFull, errUpstreamBadReponse}
+// upstreamErrors lists every class; its order gives each its counter.
+var upstreamErrors = [...]*upstreamError{errUpstreamTimeout, errUpstreamDown, errUpstreamTooLarge, errUpstreamPoolFull, errUpstreamBadReponse}
+
+func init() {
+	for i, e := range upstreamErrors {
+		e.id = i
+	}
+}
 
 // classify maps an error from HostClient to the answer the client gets.
 func classify(err error) *upstreamError {

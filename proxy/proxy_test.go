@@ -248,19 +248,20 @@ func TestUpstreamFailures(t *testing.T) {
 		tweak      func(*Options)
 		method     string
 		wantStatus int
+		wantKind   string
 		minTime    time.Duration
 		maxTime    time.Duration
 	}{
-		{"refused", "http://" + deadAddr, nil, "GET", 502, 0, time.Second},
-		{"refused post", "http://" + deadAddr, nil, "POST", 502, 0, time.Second},
-		{"unresolvable", "http://no-such-host.invalid", nil, "GET", 502, 0, 3 * time.Second},
-		{"stalled", slowUp, func(o *Options) { o.Upstream.Timeout = 300 * time.Millisecond }, "GET", 504, 280 * time.Millisecond, 1500 * time.Millisecond},
-		{"too large", bigUp, func(o *Options) { o.Upstream.MaxResponseBytes = 1024 }, "GET", 502, 0, time.Second},
+		{"refused", "http://" + deadAddr, nil, "GET", 502, "unreachable", 0, time.Second},
+		{"refused post", "http://" + deadAddr, nil, "POST", 502, "unreachable", 0, time.Second},
+		{"unresolvable", "http://no-such-host.invalid", nil, "GET", 502, "unreachable", 0, 3 * time.Second},
+		{"stalled", slowUp, func(o *Options) { o.Upstream.Timeout = 300 * time.Millisecond }, "GET", 504, "timeout", 280 * time.Millisecond, 1500 * time.Millisecond},
+		{"too large", bigUp, func(o *Options) { o.Upstream.MaxResponseBytes = 1024 }, "GET", 502, "too_large", 0, time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr, _ := startProxy(t, tt.upstream, tt.tweak)
+			addr, p := startProxy(t, tt.upstream, tt.tweak)
 			start := time.Now()
 			resp := rawExchange(t, addr, tt.method+" /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
 			took := time.Since(start)
@@ -273,6 +274,11 @@ func TestUpstreamFailures(t *testing.T) {
 			}
 			if took < tt.minTime || took > tt.maxTime {
 				t.Errorf("took %v, want between %v and %v", took, tt.minTime, tt.maxTime)
+			}
+			var m bytes.Buffer
+			p.WriteMetrics(&m)
+			if want := `meliproxy_upstream_errors_total{kind="` + tt.wantKind + `"} 1`; !strings.Contains(m.String(), want) {
+				t.Errorf("metrics lack %s:\n%s", want, m.String())
 			}
 		})
 	}

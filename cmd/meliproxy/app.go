@@ -57,8 +57,10 @@ func newApp(cfg *Config, logger *slog.Logger, accessLog io.Writer) (*app, error)
 		return nil, &configError{fmt.Errorf("cache: %w", err)}
 	}
 	a.stats, err = stats.New(cfg.Stats, stats.Options{
-		Info:    a.pageInfo,
-		Extra:   []func(io.Writer){a.lim.WriteMetrics, a.cache.WriteMetrics},
+		Info: a.pageInfo,
+		Extra: []func(io.Writer){a.lim.WriteMetrics, a.cache.WriteMetrics, func(w io.Writer) {
+			a.proxy.WriteMetrics(w) // set below; /metrics is served only after newApp returns
+		}},
 		Version: buildVersion(),
 		Logger:  logger,
 	})
