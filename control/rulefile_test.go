@@ -19,7 +19,7 @@ func fullRule(t *testing.T, id string) limiter.RuleConfig {
 		ID: id, Paths: []string{"/items/*", "/a b/**"}, Methods: []string{"GET", "POST"},
 		CIDRs: []string{"10.0.0.0/8"}, Headers: map[string]string{"X-Api-Key": "*", "X-Other": `a"b\c`},
 		Query: map[string]string{"q": "x*"}, UserAgents: []string{"curl/*", "Mozilla \"5\"\t*"},
-		Key: []string{"ip", "header:X-Api-Key"}, Rate: "30/10s", Burst: 40, Action: "shadow", Cost: 2, Scope: "cluster",
+		Key: []string{"ip", "header:X-Api-Key"}, Rate: "30/10s", Burst: 40, Action: "shadow", Cost: 2, Scope: "cluster", Fail: "closed",
 	}
 	v := reflect.ValueOf(r)
 	for i := range v.NumField() {
