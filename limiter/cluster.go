@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,12 +35,14 @@ const (
 // waits on it: the request path reads atomics only (take), and one goroutine
 // (run) talks to Redis every SyncInterval. See docs/cluster.md.
 type cluster struct {
-	cfg  ClusterConfig // defaults applied
-	rdb  redis.UniversalClient
-	log  *slog.Logger
-	hot  *hotTable
-	stop chan struct{}
-	done chan struct{}
+	cfg ClusterConfig // defaults applied
+	rdb redis.UniversalClient
+	log *slog.Logger
+	hot *hotTable
+	// rules returns the Limiter's current rule set (announcements name rules by id).
+	rules func() *ruleSet
+	stop  chan struct{}
+	done  chan struct{}
 
 	nodes atomic.Int64 // live nodes as last counted, at least 1
 	state atomic.Int32 // stateConnecting, stateUp or stateDown
@@ -76,7 +79,9 @@ func (l *Limiter) StartCluster(cfg ClusterConfig, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{log.With("component", "go-redis")}) })
 	c := newCluster(cfg.withDefaults(), log)
+	c.rules = l.set.Load
 	if !l.cluster.CompareAndSwap(nil, c) {
 		_ = c.rdb.Close()
 		return errors.New("limiter: StartCluster called twice")
@@ -115,6 +120,7 @@ func newCluster(cfg ClusterConfig, log *slog.Logger) *cluster {
 			Password:      cfg.Password,
 			DB:            cfg.DB,
 			DialTimeout:   cfg.Timeout,
+			DialerRetries: 1,
 			ReadTimeout:   cfg.Timeout,
 			WriteTimeout:  cfg.Timeout,
 			// One goroutine talks to Redis: a small pool, no retries (the next
@@ -143,7 +149,8 @@ func (c *cluster) run() {
 	for {
 		select {
 		case <-c.stop:
-			c.leave()
+			c.leave(time.Now())
+			c.state.Store(stateDown) // from now on, local shares
 			_ = c.rdb.Close()
 			return
 		case now := <-t.C:
@@ -157,16 +164,18 @@ func (c *cluster) run() {
 func (c *cluster) tick(now time.Time) {
 	up := c.state.Load() == stateUp
 	beat := !up || now.Sub(c.lastBeat) >= c.cfg.HeartbeatTTL/3
+	rs := c.rules()
+	listen := up && rs.clustered()
 	var batch []syncItem
 	if up {
-		batch = c.collect(false)
+		batch = c.collect(false, now)
 	}
-	if !beat && len(batch) == 0 {
+	if !beat && !listen && len(batch) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
-	n, err := c.exchange(ctx, beat, batch)
+	res, err := c.exchange(ctx, now, beat, listen, batch)
 	if err != nil {
 		c.errs.Add(1)
 		c.setDown(now, err)
@@ -178,10 +187,21 @@ func (c *cluster) tick(now time.Time) {
 	c.syncs.Add(1)
 	if beat {
 		c.lastBeat = now
-		c.nodes.Store(max(n, 1))
+		c.nodes.Store(max(res.nodes, 1))
 	}
 	c.apply(batch, done)
+	c.learn(rs, res.hot, now)
 	c.setUp(now)
+}
+
+// clustered reports whether rs has a cluster-scope rule.
+func (rs *ruleSet) clustered() bool {
+	for _, r := range rs.rules {
+		if r.clustered {
+			return true
+		}
+	}
+	return false
 }
 
 // setDown records a failed round trip. The first failure after success (or
@@ -194,7 +214,7 @@ func (c *cluster) setDown(now time.Time, err error) {
 	c.downSince = now
 	c.log.Warn("redis unreachable: cluster limits degraded to local shares until it answers",
 		"error", err, "nodes", c.nodes.Load(), "addrs", c.cfg.Addrs)
-	c.collect(true) // drop every hot key; its leases are lost with the connection
+	c.collect(true, now) // drop every hot key; its leases are lost with the connection
 }
 
 func (c *cluster) setUp(now time.Time) {
@@ -208,10 +228,10 @@ func (c *cluster) setUp(now time.Time) {
 }
 
 // leave returns unused leases and removes this node from the membership set.
-func (c *cluster) leave() {
+func (c *cluster) leave(now time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
-	batch := c.collect(true)
+	batch := c.collect(true, now)
 	if c.state.Load() != stateUp {
 		return
 	}
@@ -297,6 +317,17 @@ func parseFail(s string) (failMode, error) {
 		return failClosed, nil
 	}
 	return 0, fmt.Errorf("fail %q: must be local, open or closed", s)
+}
+
+// redisLog sends go-redis's own messages (a dial failure per round while
+// Redis is down) to debug level: the cluster logs reachability changes once,
+// itself. go-redis has one logger per process: the first StartCluster sets it.
+type redisLog struct{ l *slog.Logger }
+
+var redisLogOnce sync.Once
+
+func (r redisLog) Printf(_ context.Context, format string, v ...any) {
+	r.l.Debug(fmt.Sprintf(format, v...))
 }
 
 // itoa is strconv.FormatInt for Redis arguments.

@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // hotWays is the number of entries per hotGroup: the group's 8 keys fill one
@@ -25,7 +26,7 @@ type hotTable struct {
 }
 
 type hotGroup struct {
-	keys [hotWays]atomic.Uint64 // local key hashes (Check's h); 0 = free
+	keys [hotWays]atomic.Uint64 // stableHash of the keys; 0 = free
 	mu   sync.Mutex             // serializes claim and free; guards the entries' plain fields
 	ents [hotWays]hotEntry
 }
@@ -37,12 +38,16 @@ type hotEntry struct {
 	lease  atomic.Int64 // tokens reserved from the global bucket, not yet used
 	used   atomic.Int64 // tokens admitted on the local share since the last sync (post-paid)
 	demand atomic.Int64 // tokens asked for (admitted or not) since the last sync
+	over   atomic.Int64 // tokens asked for beyond the local share since the last sync
 	gtat   atomic.Int64 // global TAT as of the last sync, on this node's clock (unix ns)
 
-	rule   *rule  // the rule at claim time (id, rate and burst are its identity)
-	stable uint64 // the key's cluster-wide hash (stableHash)
-	rkey   string // Redis key, built by the sync goroutine on first use
-	idle   int    // syncs in a row without demand; sync goroutine only
+	rule    *rule     // the rule at claim time (id, rate and burst are its identity)
+	stable  uint64    // the key's cluster-wide hash (stableHash)
+	rkey    string    // Redis key, built by the sync goroutine on first use
+	idle    int       // syncs in a row without demand
+	learned bool      // hot on another node (announced), not here
+	told    time.Time // when this node last announced the key
+	seen    time.Time // when another node's announcement was last read
 }
 
 // newHotTable sizes the table to at least n entries.
@@ -65,20 +70,27 @@ func (t *hotTable) find(h uint64) *hotEntry {
 	return nil
 }
 
-// claim makes h hot for rule r with used tokens already taken from the local
-// share. It gives up (returning false) when another request is claiming in
-// the same group, or when the group is full.
-func (t *hotTable) claim(h uint64, r *rule, stable uint64, used int64) (ok bool) {
+// claim makes key h hot for rule r with used tokens already taken from the
+// local share. It gives up (returning false) when another request is claiming
+// in the same group, or when the group is full.
+func (t *hotTable) claim(h uint64, r *rule, used int64) (ok bool) {
 	g := t.group(h)
 	if !g.mu.TryLock() {
 		return true // someone else is claiming here; not an overflow
 	}
 	defer g.mu.Unlock()
+	_, _, ok = t.claimLocked(g, h, r, used)
+	return ok
+}
+
+// claimLocked is claim with g.mu held; it returns h's entry and whether it
+// is new.
+func (t *hotTable) claimLocked(g *hotGroup, h uint64, r *rule, used int64) (e *hotEntry, fresh, ok bool) {
 	free := -1
 	for i := range g.keys {
 		switch g.keys[i].Load() {
 		case h:
-			return true
+			return &g.ents[i], false, true
 		case 0:
 			if free < 0 {
 				free = i
@@ -86,17 +98,37 @@ func (t *hotTable) claim(h uint64, r *rule, stable uint64, used int64) (ok bool)
 		}
 	}
 	if free < 0 {
-		return false
+		return nil, false, false
 	}
-	e := &g.ents[free]
+	e = &g.ents[free]
 	e.leased.Store(false)
 	e.lease.Store(0)
 	e.used.Store(used)
 	e.demand.Store(used)
+	e.over.Store(0)
 	e.gtat.Store(0)
-	e.rule, e.stable, e.rkey, e.idle = r, stable, "", 0
+	e.rule, e.stable, e.rkey, e.idle = r, h, "", 0
+	e.learned, e.told, e.seen = false, time.Time{}, time.Time{}
 	g.keys[free].Store(h) // publish last: lookups never see a half-set entry
 	t.n.Add(1)
+	return e, true, true
+}
+
+// learn makes key h of rule r hot because another node announced it, so that
+// this node reports its admissions of h too; seen is when the announcement
+// was read. It returns false when h's group is full.
+func (t *hotTable) learn(h uint64, r *rule, seen time.Time) bool {
+	g := t.group(h)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e, fresh, ok := t.claimLocked(g, h, r, 0)
+	if !ok {
+		return false
+	}
+	if fresh {
+		e.learned = true
+	}
+	e.seen = seen
 	return true
 }
 
@@ -138,22 +170,25 @@ func stableHash(id string, parts []byte) uint64 {
 	for _, b := range parts {
 		h = (h ^ uint64(b)) * prime
 	}
-	return h
+	return max(h, 1) // 0 marks a free entry
 }
 
 // take decides st (a cluster-scope rule's request) at ns without any Redis
-// round trip, filling st's charged, tat, inc and e. key is the request's key
-// bytes (rule tag first), borrowed for the call. Modes, in order:
-//   - degraded (Redis unreachable): the rule's fail mode: "local" takes from
-//     the local share (limit/N with the last known N), "open" admits, "closed"
-//     rejects;
-//   - hot and leased: the lease (tokens reserved from the global bucket);
-//   - otherwise the local share; a key whose share is more than half used
-//     turns hot, and its admissions since are reported at the next sync.
+// round trip, filling st's charged, tat, inc, e and leased. key is the
+// request's key bytes (rule tag first), borrowed for the call.
+//
+// While Redis is unreachable the rule's fail mode decides: "local" takes from
+// the local share (limit/N with the last known N), "open" admits, "closed"
+// rejects. Otherwise the local share is tried first; a key whose share is
+// more than half used turns hot, and from then on every admission on the
+// share is reported at the next sync (post-paid). A hot key whose share is
+// empty takes from its lease: tokens the last sync reserved in the global
+// bucket for the demand this node could not serve from its share.
 func (c *cluster) take(st *ruleState, ns int64, key []byte) {
 	r := st.r
 	cost := int64(r.cfg.Cost)
-	e := c.hot.find(st.h)
+	sh := stableHash(r.id, key[8:]) // key[:8] is the rule's per-process tag
+	e := c.hot.find(sh)
 	if e != nil {
 		e.demand.Add(cost)
 	}
@@ -161,27 +196,22 @@ func (c *cluster) take(st *ruleState, ns int64, key []byte) {
 		c.takeDegraded(st, ns)
 		return
 	}
-	if e != nil && e.leased.Load() {
-		st.e, st.leased = e, true
-		st.charged = e.takeLease(cost)
-		st.tat = max(e.gtat.Load(), ns)
-		if !st.charged {
-			// The lease is empty until the next sync: say so in Retry-After.
-			st.tat = max(st.tat, ns+r.tau-r.inc+int64(c.cfg.SyncInterval))
-		}
-		return
-	}
 	c.takeShare(st, ns)
 	switch {
-	case !st.charged:
-	case e != nil:
+	case st.charged && e != nil:
 		e.used.Add(cost)
 		st.e = e
-	case st.tat-ns > r.tau/2:
+	case st.charged && st.tat-ns > r.tau/2:
 		n := c.nodes.Load()
 		used := (st.tat - ns + r.interval*n - 1) / (r.interval * n) // whole tokens of the share in use
-		if !c.hot.claim(st.h, r, stableHash(r.id, key[8:]), used) {
+		if !c.hot.claim(sh, r, used) {
 			c.overflow.Add(1)
+		}
+	case !st.charged && e != nil:
+		e.over.Add(cost)
+		if e.leased.Load() && e.takeLease(cost) {
+			st.e, st.leased, st.charged, st.inc = e, true, true, r.inc
+			st.tat = max(e.gtat.Load(), ns)
 		}
 	}
 }

@@ -60,21 +60,35 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return redis.call('ZCARD', KEYS[1])
 `)
 
+// Announcements: a node tells the others which keys are hot on it (every
+// announceEvery while it has demand for them), so that nodes where the same
+// key is still within its share report their admissions too. Otherwise a key
+// hot on one node and lukewarm on the others would be admitted at the global
+// rate plus the others' shares.
+const (
+	announceEvery  = time.Second
+	announceWindow = 5 * announceEvery / 2 // read back this far (covers clock skew)
+)
+
 // syncItem is one hot key's part of a sync round.
 type syncItem struct {
 	e                  *hotEntry // nil: released, only its refund is sent
 	rkey               string
-	interval, tau      int64 // ns
-	used, refund, want int64 // tokens
+	interval, tau      int64  // ns
+	used, refund, want int64  // tokens
+	announce           string // member for the hot set, "" for none
 	cmd                *redis.Cmd
 }
 
-func (it *syncItem) needed() bool { return it.used != 0 || it.refund != 0 || it.want != 0 }
+func (it *syncItem) needed() bool {
+	return it.used != 0 || it.refund != 0 || it.want != 0 || it.announce != ""
+}
 
-// collect takes every hot key's counters for one round. Keys without demand
-// for a second, and every key when release is set, are freed: their unused
-// leases are returned in the batch.
-func (c *cluster) collect(release bool) []syncItem {
+// collect takes every hot key's counters for one round at now. Keys without
+// demand for a second (and no fresh announcement from another node), and
+// every key when release is set, are freed: their unused leases are returned
+// in the batch.
+func (c *cluster) collect(release bool, now time.Time) []syncItem {
 	var batch []syncItem
 	idleTicks := max(int(time.Second/c.cfg.SyncInterval), 2)
 	for gi := range c.hot.groups {
@@ -87,7 +101,7 @@ func (c *cluster) collect(release bool) []syncItem {
 			if g.keys[i].Load() == 0 {
 				continue
 			}
-			it, keep := c.collectEntry(&g.ents[i], release, idleTicks)
+			it, keep := c.collectEntry(&g.ents[i], release, idleTicks, now)
 			if !keep {
 				c.hot.free(g, i)
 			}
@@ -101,10 +115,11 @@ func (c *cluster) collect(release bool) []syncItem {
 }
 
 // collectEntry reads and resets one entry's counters; the caller holds its
-// group's lock. The lease is topped up to the entry's demand of the last
-// interval plus one request (at most the burst); a lease above that is given
-// back, so idle nodes do not sit on tokens the busy ones need.
-func (c *cluster) collectEntry(e *hotEntry, release bool, idleTicks int) (it syncItem, keep bool) {
+// group's lock. The lease is topped up to what the local share could not
+// serve in the last interval, plus one request (at most the burst); a lease
+// above that is given back, so nodes within their share hold no tokens the
+// busy ones need.
+func (c *cluster) collectEntry(e *hotEntry, release bool, idleTicks int, now time.Time) (it syncItem, keep bool) {
 	r := e.rule
 	if e.rkey == "" {
 		e.rkey = c.key("rl:" + r.id + ":" + strconv.FormatUint(e.stable, 16))
@@ -114,19 +129,27 @@ func (c *cluster) collectEntry(e *hotEntry, release bool, idleTicks int) (it syn
 	if e.idle++; demand > 0 {
 		e.idle = 0
 	}
-	if release || e.idle >= idleTicks {
+	announced := e.learned && now.Sub(e.seen) < announceWindow
+	if release || e.idle >= idleTicks && !announced {
 		it.e, it.refund = nil, e.lease.Swap(0)
 		return it, false
 	}
-	target := min(demand+int64(r.cfg.Cost), int64(r.cfg.Burst))
+	if !e.leased.Load() && it.used == 0 && demand == 0 {
+		it.e = nil // learned, no traffic here yet: nothing to say
+		return it, true
+	}
+	if demand > 0 && now.Sub(e.told) >= announceEvery {
+		it.announce, e.told = r.id+" "+strconv.FormatUint(e.stable, 16), now
+	}
+	target := int64(0)
+	if over := e.over.Swap(0); over > 0 {
+		target = min(over+int64(r.cfg.Cost), int64(r.cfg.Burst))
+	}
 	lease := e.lease.Load()
 	if lease > target && e.lease.CompareAndSwap(lease, target) {
 		it.refund, lease = lease-target, target
 	}
 	it.want = max(target-lease, 0)
-	if !e.leased.Load() && it.want == 0 {
-		it.want = target // first sync of a key: always ask, so it leaves the share
-	}
 	return it, true
 }
 
@@ -139,17 +162,29 @@ func (g *hotGroup) empty() bool {
 	return true
 }
 
-// exchange sends the heartbeat (if beat) and the batch in one pipeline and
-// returns the live node count (when beat). After a Redis restart the scripts
-// are gone (NOSCRIPT): they are loaded and the round retried once.
-func (c *cluster) exchange(ctx context.Context, beat bool, batch []syncItem) (nodes int64, err error) {
+// round is what one exchange brought back.
+type round struct {
+	nodes int64    // live nodes (when the round had a heartbeat)
+	hot   []string // announcements read: "rule-id hexhash"
+}
+
+// exchange sends the heartbeat (if beat), the batch and the read of recent
+// announcements (if listen) in one pipeline. After a Redis restart the
+// scripts are gone (NOSCRIPT): they are loaded and the round retried once.
+func (c *cluster) exchange(ctx context.Context, now time.Time, beat, listen bool, batch []syncItem) (res round, err error) {
+	hotKey := c.key("hot")
 	for attempt := 0; ; attempt++ {
 		pipe := c.rdb.Pipeline()
 		var beatCmd *redis.Cmd
 		if beat {
 			beatCmd = beatScript.EvalSha(ctx, pipe, []string{c.key("nodes")}, c.cfg.NodeID, c.cfg.HeartbeatTTL.Milliseconds())
+			pipe.ZRemRangeByScore(ctx, hotKey, "-inf", itoa(now.Add(-announceWindow).UnixMilli()))
 		}
 		c.queue(ctx, pipe, batch)
+		var hotCmd *redis.StringSliceCmd
+		if listen {
+			hotCmd = pipe.ZRangeByScore(ctx, hotKey, &redis.ZRangeBy{Min: itoa(now.Add(-announceWindow).UnixMilli()), Max: "+inf"})
+		}
 		c.ops.Add(uint64(pipe.Len()))
 		_, err = pipe.Exec(ctx)
 		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
@@ -161,19 +196,52 @@ func (c *cluster) exchange(ctx context.Context, beat bool, batch []syncItem) (no
 				continue
 			}
 		}
-		if err != nil || !beat {
-			return 0, err
+		if err != nil {
+			return res, err
 		}
-		return beatCmd.Int64()
+		if beat {
+			if res.nodes, err = beatCmd.Int64(); err != nil {
+				return res, err
+			}
+		}
+		if listen {
+			res.hot = hotCmd.Val()
+		}
+		return res, nil
 	}
 }
 
-// queue adds one takeScript call per item to pipe.
+// queue adds one takeScript call per item to pipe, and the announcements.
 func (c *cluster) queue(ctx context.Context, pipe redis.Pipeliner, batch []syncItem) {
+	var ann []redis.Z
 	for i := range batch {
 		it := &batch[i]
-		it.cmd = takeScript.EvalSha(ctx, pipe, []string{it.rkey},
-			micros(it.interval), micros(it.tau), it.used, it.refund, it.want)
+		if it.used != 0 || it.refund != 0 || it.want != 0 {
+			it.cmd = takeScript.EvalSha(ctx, pipe, []string{it.rkey},
+				micros(it.interval), micros(it.tau), it.used, it.refund, it.want)
+		}
+		if it.announce != "" {
+			ann = append(ann, redis.Z{Score: float64(time.Now().UnixMilli()), Member: it.announce})
+		}
+	}
+	if len(ann) > 0 {
+		pipe.ZAdd(ctx, c.key("hot"), ann...)
+		pipe.PExpire(ctx, c.key("hot"), 2*announceWindow)
+	}
+}
+
+// learn makes the keys other nodes announced hot here too. rs is the current
+// rule set; announcements of unknown or local rules are ignored.
+func (c *cluster) learn(rs *ruleSet, hot []string, now time.Time) {
+	for _, m := range hot {
+		id, hex, ok := cut(m, ' ')
+		h, err := strconv.ParseUint(hex, 16, 64)
+		if !ok || err != nil || h == 0 {
+			continue
+		}
+		if r := rs.rule(id); r != nil && r.clustered && !c.hot.learn(h, r, now) {
+			c.overflow.Add(1)
+		}
 	}
 }
 
@@ -183,7 +251,7 @@ func (c *cluster) queue(ctx context.Context, pipe redis.Pipeliner, batch []syncI
 func (c *cluster) apply(batch []syncItem, done time.Time) {
 	for i := range batch {
 		it := &batch[i]
-		if it.e == nil {
+		if it.e == nil || it.cmd == nil {
 			continue
 		}
 		res, err := it.cmd.Int64Slice()
