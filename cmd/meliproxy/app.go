@@ -53,7 +53,11 @@ func newApp(cfg *Config, logger *slog.Logger, accessLog io.Writer) (*app, error)
 	if a.lim, err = limiter.New(cfg.Limits); err != nil {
 		return nil, &configError{fmt.Errorf("limits: %w", err)}
 	}
+	if err := a.lim.StartCluster(cfg.Cluster, logger); err != nil {
+		return nil, &configError{err}
+	}
 	if a.cache, err = cache.New(cfg.Cache); err != nil {
+		_ = a.lim.Close()
 		return nil, &configError{fmt.Errorf("cache: %w", err)}
 	}
 	a.stats, err = stats.New(cfg.Stats, stats.Options{
@@ -66,6 +70,7 @@ func newApp(cfg *Config, logger *slog.Logger, accessLog io.Writer) (*app, error)
 	})
 	if err != nil {
 		a.cache.Close()
+		_ = a.lim.Close()
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	a.registerMetrics()
@@ -152,6 +157,7 @@ func (a *app) registerMetrics() {
 // closed while a request may still store into it.
 func (a *app) close() {
 	a.closeOnce.Do(func() {
+		_ = a.lim.Close() // leaves the cluster: the other nodes' shares grow at once
 		if err := a.stats.Close(); err != nil {
 			a.log.Error("stats: final flush", "error", err)
 		}
@@ -210,6 +216,7 @@ func (a *app) reload() (*ReloadResult, error) {
 	res.NeedsRestart = restartOnly(old, cfg)
 	// What needs a restart keeps its running value, so the effective config is what runs.
 	cfg.Server, cfg.Upstream, cfg.Admin, cfg.Log, cfg.Stats = old.Server, old.Upstream, old.Admin, old.Log, old.Stats
+	cfg.Cluster = old.Cluster
 
 	if err := a.lim.Update(cfg.Limits); err != nil {
 		return nil, a.reloadFailed(fmt.Errorf("limits: %w", err))
@@ -264,6 +271,7 @@ func restartOnly(old, cfg *Config) []string {
 	check("admin", old.Admin, cfg.Admin)
 	check("log", old.Log, cfg.Log)
 	check("stats", old.Stats, cfg.Stats)
+	check("cluster", old.Cluster, cfg.Cluster)
 	return out
 }
 

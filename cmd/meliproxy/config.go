@@ -29,6 +29,8 @@ type Config struct {
 	Limits   limiter.Config       `toml:"limits"`
 	Cache    cache.Config         `toml:"cache"`
 	Stats    stats.Config         `toml:"stats"`
+	// Cluster shares scope = "cluster" limits through Redis; absent: every limit is per node.
+	Cluster limiter.ClusterConfig `toml:"cluster"`
 
 	// RuleSources maps each limit rule id to the file that defines it: the config file itself or
 	// limits.rules_file. Only rules_file rules are edited through the admin API.
@@ -122,7 +124,24 @@ func (c *Config) validate() error {
 		prefixed("limits", c.Limits.Validate()),
 		prefixed("cache", c.Cache.Validate()),
 		prefixed("stats", c.Stats.Validate()),
+		c.Cluster.Validate(),
+		c.clusterPassword(),
 	)
+}
+
+// clusterPassword reads cluster.password_env into cluster.password at load, so -check and start-up
+// report an unset variable.
+func (c *Config) clusterPassword() error {
+	if c.Cluster.PasswordEnv == "" {
+		return nil
+	}
+	if c.Cluster.Password != "" {
+		return errors.New("cluster.password_env: set password or password_env, not both")
+	}
+	if c.Cluster.Password = os.Getenv(c.Cluster.PasswordEnv); c.Cluster.Password == "" {
+		return fmt.Errorf("cluster.password_env: $%s is unset or empty", c.Cluster.PasswordEnv)
+	}
+	return nil
 }
 
 // adminTokens resolves [[admin.tokens]] for the control plane. token_env is read here, at load, so
