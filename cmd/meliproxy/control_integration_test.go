@@ -105,30 +105,6 @@ func (n *ctlNode) restart(t *testing.T) {
 	n.run(t)
 }
 
-// startWithEnv is start with extra environment variables.
-func startWithEnv(t testing.TB, env []string, bin string, args ...string) *process {
-	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(bin), p.output())
-		}
-	})
-	return p
-}
-
 // api calls the admin API with token ("" = none) and decodes the JSON answer.
 func (n *ctlNode) api(t testing.TB, token, method, path, body string) (int, map[string]any) {
 	t.Helper()

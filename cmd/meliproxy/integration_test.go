@@ -81,7 +81,16 @@ func (p *process) output() string {
 // start runs bin with args; the process is killed at cleanup if still running.
 func start(t testing.TB, bin string, args ...string) *process {
 	t.Helper()
+	return startWithEnv(t, nil, bin, args...)
+}
+
+// startWithEnv is start with extra environment variables.
+func startWithEnv(t testing.TB, env []string, bin string, args ...string) *process {
+	t.Helper()
 	p := &process{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
