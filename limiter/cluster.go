@@ -59,7 +59,6 @@ type cluster struct {
 	ops        atomic.Uint64 // Redis commands sent
 	granted    atomic.Uint64 // tokens leased from the global buckets
 	overflow   atomic.Uint64 // keys that stayed on their share: hot table full
-	freedKeys  atomic.Uint64 // hot keys that went idle and were released
 	startNanos int64
 }
 
