@@ -61,7 +61,7 @@ type ClusterConfig struct {
 	// (a node that starts while Redis is down enforces limit/InitialNodes).
 	// Default 1.
 	InitialNodes int `toml:"initial_nodes"`
-	// MaxHotKeys caps the keys synchronised with Redis at once, about 100
+	// MaxHotKeys caps the keys synchronised with Redis at once, about 150
 	// bytes each, allocated up front. A key that would become hot while the
 	// set is full stays on its local share
 	// (meliproxy_cluster_hot_overflow_total). Default 16384.
