@@ -269,6 +269,10 @@ func startWithBin(prog string, start func(bin string) (*target, error)) (*target
 // reported and left out (proxyBin ""), so the harness still measures the rest.
 func binaries(binDir, dir string) (mockmeli, proxyBin string, err error) {
 	if binDir != "" {
+		// Absolute, because targets run with their own working directories.
+		if abs, err := filepath.Abs(binDir); err == nil {
+			binDir = abs
+		}
 		m, p := filepath.Join(binDir, "mockmeli"), filepath.Join(binDir, "meliproxy")
 		if isFile(m) && isFile(p) {
 			return m, p, nil

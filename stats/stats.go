@@ -37,6 +37,18 @@ type PageInfo struct {
 	ConfigVersion string     `json:"config_version"`
 	LoadedAt      time.Time  `json:"loaded_at,omitzero"`
 	Rules         []RuleInfo `json:"rules"`
+	// Cluster is the shared-limits state; nil when limits are in-process only.
+	Cluster *ClusterInfo `json:"cluster,omitempty"`
+}
+
+// ClusterInfo is what /stats shows about limits shared through Redis.
+type ClusterInfo struct {
+	NodeID    string  `json:"node_id"`
+	Nodes     int     `json:"nodes"`       // live nodes as last counted
+	Degraded  bool    `json:"degraded"`    // Redis did not answer the last round trip
+	SyncLagMs float64 `json:"sync_lag_ms"` // since the last successful round trip
+	HotKeys   int     `json:"hot_keys"`    // keys synchronised now
+	Errors    uint64  `json:"errors"`      // failed round trips since start
 }
 
 // RuleInfo describes one active limit rule for the /stats page.

@@ -180,6 +180,12 @@ func (a *app) pageInfo() stats.PageInfo {
 		}
 		info.Rules = append(info.Rules, stats.RuleInfo{ID: r.ID, Rate: r.Rate, Action: action, Scope: scope})
 	}
+	if cs := a.lim.ClusterStatus(time.Now()); cs.Enabled {
+		info.Cluster = &stats.ClusterInfo{
+			NodeID: cs.NodeID, Nodes: cs.Nodes, Degraded: cs.Degraded, HotKeys: cs.HotKeys, Errors: cs.Errors,
+			SyncLagMs: float64(cs.SyncLag) / float64(time.Millisecond),
+		}
+	}
 	return info
 }
 
