@@ -28,8 +28,9 @@ demo: build ## run the proxy against the bundled mock API (no internet needed)
 deps: ## install what the tests need (redis-server, promtool) when missing
 	@.ci/deps
 
-test: deps ## run every test with the race detector
+test: deps ## every test with the race detector, then the 0-allocation guards (they need -race off)
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -run 'Allocs' ./...
 
 test-short: ## unit tests only, no external servers
 	$(GO) test -race -short -count=1 ./...
