@@ -126,6 +126,10 @@ func TestParseFlags(t *testing.T) {
 	if o.rounds != 1 || len(o.scenarios) != 2 || len(scenarioDefs(o)) != 2 {
 		t.Errorf("quick options %+v", o)
 	}
+	d, err := parseFlags(nil)
+	if err != nil || d.rate != defaultRate || !contains(d.targets, "fasthttp-min") {
+		t.Errorf("defaults %+v, %v", d, err)
+	}
 	for _, bad := range [][]string{{"-scenarios", "nope"}, {"-targets", "caddy"}, {"-rounds", "0"}, {"-duration", "10ms"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("%q accepted", bad)

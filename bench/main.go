@@ -3,7 +3,9 @@
 // It builds meliproxy and mockmeli (or takes them from -bin), starts mockmeli
 // as the upstream, meliproxy with limiter, cache and stats on, and, when
 // installed, nginx and HAProxy configured as the equivalent proxy, plus a
-// bare fasthttp server (mockmeli -bare) as the ceiling of the machine. It
+// bare fasthttp server (mockmeli -bare) as the ceiling of the machine and
+// fasthttp-min, the least a fasthttp reverse proxy can do (this program
+// re-executed with -serve-minproxy), as the floor of the Go substrate. It
 // drives them with wrk (throughput) and vegeta (latency at a constant rate),
 // interleaving targets round by round, and writes
 // bench/results/<date>.md and .json with medians and ratios.
@@ -25,6 +27,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -45,10 +48,17 @@ type options struct {
 	out       string
 	quick     bool
 	keep      bool
+	cpuProf   string
 }
 
+// defaultRate is the constant-rate scenario's default: the highest rate at
+// which nginx and meliproxy both ran with 0 errors on the 2-core reference
+// machine while sharing it with vegeta and mockmeli (docs/benchmarks.md has
+// the measurements). Issue 8's 20000 stays available as -rate 20000.
+const defaultRate = 10000
+
 var allScenarios = []string{"passthrough", "cache", "mix", "flood", "rate"}
-var allTargets = []string{"meliproxy", "nginx", "haproxy", "bare"}
+var allTargets = []string{"meliproxy", "nginx", "haproxy", "fasthttp-min", "bare"}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -68,12 +78,13 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
 	fs.StringVar(&scen, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ", "))
 	fs.StringVar(&targ, "targets", strings.Join(allTargets, ","), "comma-separated targets (missing programs are skipped): "+strings.Join(allTargets, ", "))
-	fs.IntVar(&o.rate, "rate", 20000, "requests per second of the constant-rate (vegeta) scenario")
+	fs.IntVar(&o.rate, "rate", defaultRate, "requests per second of the constant-rate (vegeta) scenario")
 	fs.DurationVar(&o.rateDur, "rate-duration", 30*time.Second, "length of the constant-rate run")
 	fs.DurationVar(&o.floodDur, "flood-duration", 15*time.Second, "length of the distinct-client flood run")
 	fs.StringVar(&o.out, "out", "bench/results", "directory for <date>.md and <date>.json")
 	fs.BoolVar(&o.quick, "quick", false, "CI smoke, not for numbers: 1s runs, 1 round, no warm-up, 2s flood, 2s at 2000 rps (~30s in all)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs) after the run")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write the harness's own CPU profile (vegeta runs in-process) to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -127,14 +138,14 @@ func contains(list []string, s string) bool {
 func scenarioDefs(o options) []*scenario {
 	defs := []*scenario{
 		{Name: "passthrough", Title: "Pass-through (no cache) to mockmeli: GET /users/123456789", Kind: "wrk",
-			Path: "/users/123456789", Script: "plain", Targets: []string{"meliproxy", "nginx", "haproxy", "bare"}, Rounds: o.rounds, dur: o.duration},
+			Path: "/users/123456789", Script: "plain", Targets: []string{"meliproxy", "nginx", "haproxy", "fasthttp-min", "bare"}, Rounds: o.rounds, dur: o.duration},
 		{Name: "cache", Title: "Cache hit: GET /categories/MLA97994", Kind: "wrk",
 			Path: "/categories/MLA97994", Script: "plain", Targets: []string{"meliproxy", "nginx", "bare"}, Rounds: o.rounds, dur: o.duration},
 		{Name: "mix", Title: "Realistic mix: 70% cached catalog, 27% uncached items/users, 3% over-limit clients, 5000 client IPs via X-Forwarded-For", Kind: "wrk",
 			Path: "/", Script: "mix", Targets: []string{"meliproxy", "nginx", "bare"}, Rounds: o.rounds, dur: o.duration},
 		{Name: "flood", Title: "Limiter under a flood of distinct client IPs (one new X-Forwarded-For address per request)", Kind: "wrk",
 			Path: "/categories/MLA97994", Script: "flood", Targets: []string{"meliproxy", "nginx"}, Rounds: 1, dur: o.floodDur, series: true},
-		{Name: "rate", Title: fmt.Sprintf("Constant %d rps for %v (vegeta), mix without over-limit clients", o.rate, o.rateDur), Kind: "rate",
+		{Name: "rate", Title: fmt.Sprintf("Constant %d rps for %v (vegeta, at most %d requests in flight), mix without over-limit clients", o.rate, o.rateDur, rateWorkers), Kind: "rate",
 			Targets: []string{"meliproxy", "nginx"}, Rounds: 1, dur: o.rateDur},
 	}
 	var out []*scenario
@@ -148,6 +159,9 @@ func scenarioDefs(o options) []*scenario {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == minProxyFlag {
+		return serveMinProxy(args)
+	}
 	opt, err := parseFlags(args)
 	if err != nil {
 		return err
@@ -157,6 +171,17 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if opt.cpuProf != "" {
+		f, err := os.Create(opt.cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	dir, err := os.MkdirTemp("", "meliproxy-bench-")
 	if err != nil {
 		return err
@@ -223,7 +248,8 @@ func setup(ctx context.Context, opt options, dir string, f *fleet) (*harness, er
 		"haproxy": func() (*target, error) {
 			return startWithBin("haproxy", func(bin string) (*target, error) { return startHAProxy(ctx, e, bin) })
 		},
-		"bare": func() (*target, error) { return startBare(ctx, e) },
+		"fasthttp-min": func() (*target, error) { return startMinProxy(ctx, e) },
+		"bare":         func() (*target, error) { return startBare(ctx, e) },
 	}
 	for _, name := range opt.targets {
 		t, err := starters[name]()

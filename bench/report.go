@@ -134,7 +134,7 @@ func (r *report) add(sc *scenario, samples []sample) {
 		res.Medians[name] = summarize(ss)
 	}
 	if m, ok := res.Medians["meliproxy"]; ok && m.RPS > 0 {
-		for _, other := range []string{"nginx", "haproxy", "bare"} {
+		for _, other := range []string{"nginx", "haproxy", "fasthttp-min", "bare"} {
 			if o, ok := res.Medians[other]; ok && o.RPS > 0 {
 				res.Ratios["meliproxy/"+other] = m.RPS / o.RPS
 			}
@@ -192,86 +192,15 @@ func median(v []float64) float64 {
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
-// finish evaluates the targets of issue 8 and adds the capacity arithmetic.
-func (r *report) finish() {
-	r.Elapsed = time.Since(r.h.started).Round(time.Second).String()
-	get := func(sc, target string) (summary, bool) {
-		for _, s := range r.Scenarios {
-			if s.Name == sc {
-				m, ok := s.Medians[target]
-				return m, ok && m.RPS > 0
-			}
-		}
-		return summary{}, false
-	}
-	ratio := func(sc, a, b string) (float64, bool) {
-		x, ok1 := get(sc, a)
-		y, ok2 := get(sc, b)
-		if !ok1 || !ok2 {
-			return 0, false
-		}
-		return x.RPS / y.RPS, true
-	}
-	if m, ok := get("cache", "meliproxy"); ok {
-		r.Checks = append(r.Checks, check{"cache hit above 50,000 rps", fmt.Sprintf("%.0f rps", m.RPS), m.RPS > 50000})
-		if x, ok := ratio("cache", "meliproxy", "bare"); ok {
-			r.Checks = append(r.Checks, check{"cache hit ≥ 0.85 × bare ceiling", fmt.Sprintf("%.2f", x), x >= 0.85})
-		}
-		if x, ok := ratio("cache", "meliproxy", "nginx"); ok {
-			r.Checks = append(r.Checks, check{"cache hit ≥ 1.1 × nginx cache hit", fmt.Sprintf("%.2f", x), x >= 1.1})
-		}
-	}
-	if m, ok := get("passthrough", "meliproxy"); ok {
-		if x, ok := ratio("passthrough", "meliproxy", "nginx"); ok {
-			r.Checks = append(r.Checks, check{"pass-through ≥ 1.25 × nginx with limit_req", fmt.Sprintf("%.2f", x), x >= 1.25})
-		}
-		if x, ok := ratio("passthrough", "meliproxy", "haproxy"); ok {
-			r.Checks = append(r.Checks, check{"pass-through ≥ 1.1 × HAProxy", fmt.Sprintf("%.2f", x), x >= 1.1})
-		}
-		if n, ok := get("passthrough", "nginx"); ok {
-			r.Checks = append(r.Checks, check{"pass-through proxy CPU per request below nginx's",
-				fmt.Sprintf("%.1f µs vs %.1f µs", m.CPUPerReq, n.CPUPerReq), m.CPUPerReq < n.CPUPerReq})
-		}
-		if m.CPUPerReq > 0 {
-			cores := 50000 * m.CPUPerReq / 1e6
-			r.Notes = append(r.Notes, fmt.Sprintf(
-				"Pass-through arithmetic: meliproxy spends %.1f µs of CPU per request, so 50,000 rps of pass-through needs %.2f cores for the proxy alone; "+
-					"on this run the load generator spent %.1f µs and the upstream %.1f µs per request, %.1f µs in all, against the %.0f µs per request that %d cores allow at 50k rps.",
-				m.CPUPerReq, cores, m.LoadCPUPer, m.UpCPUPerReq, m.CPUPerReq+m.LoadCPUPer+m.UpCPUPerReq,
-				float64(r.Machine.Cores)*1e6/50000, r.Machine.Cores))
-		}
-	}
-	for _, target := range []string{"meliproxy", "nginx"} {
-		for _, s := range r.Scenarios {
-			if s.Name != "flood" {
-				continue
-			}
-			for _, smp := range s.Samples {
-				if smp.Target != target || len(smp.RSSSeries) < 4 {
-					continue
-				}
-				mid, end := smp.RSSSeries[len(smp.RSSSeries)/2].MB, smp.RSSSeries[len(smp.RSSSeries)-1].MB
-				r.Checks = append(r.Checks, check{target + ": RSS flat under the flood (second half grows < 10%)",
-					fmt.Sprintf("%.1f → %.1f MB over %d distinct IPs", mid, end, smp.Requests), end <= mid*1.10})
-			}
-		}
-	}
-	r.sanity(get)
-	if m, ok := get("rate", "meliproxy"); ok {
-		r.Checks = append(r.Checks, check{fmt.Sprintf("constant %d rps: no errors", r.h.opt.rate),
-			fmt.Sprintf("%d errors, %d non-2xx, p99 %.2f ms", m.Errors, m.Non2xx, m.P99), m.Errors == 0 && m.Non2xx == 0})
-	}
-}
-
 // sanity notes what the measurements say about the features the config
 // asks for: a config that is accepted is not proof that the cache serves hits
 // or that the limiter rejects.
-func (r *report) sanity(get func(sc, target string) (summary, bool)) {
+func (r *report) sanity() {
 	for _, target := range []string{"meliproxy", "nginx"} {
-		if m, ok := get("cache", target); ok && m.UpstreamFrac > 0.1 {
+		if m, ok := r.get("cache", target); ok && m.UpstreamFrac > 0.1 {
 			r.Notes = append(r.Notes, fmt.Sprintf("Warning: in the cache scenario %.2f of %s's requests reached the upstream: its cache did not serve them.", m.UpstreamFrac, target))
 		}
-		if m, ok := get("mix", target); ok && m.Statuses != nil && m.Statuses["429"] == 0 {
+		if m, ok := r.get("mix", target); ok && m.Statuses != nil && m.Statuses["429"] == 0 {
 			r.Notes = append(r.Notes, fmt.Sprintf("Warning: %s answered no 429 to the mix's over-limit clients: its limiter did not enforce the items rule.", target))
 		}
 	}
@@ -385,7 +314,7 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s RAM, Linux %s; %s; %s\n", r.Machine.CPU, r.Machine.Cores, r.Machine.MemInfo, r.Machine.Kernel, r.Machine.Go, r.Machine.Wrk)
 	fmt.Fprintf(&b, "- Commit: %s\n", r.Machine.Commit)
 	b.WriteString("- Everything (load generator, upstream mockmeli, proxy) shares this machine's cores on loopback; targets are interleaved round by round and medians are quoted. " +
-		"CPU per request is the target's utime+stime (all processes, e.g. nginx master and workers) over the run divided by the requests wrk completed.\n\n")
+		"CPU per request is the target's utime+stime (all processes, e.g. nginx master and workers) over the run divided by the requests the load generator (wrk, or vegeta in the rate scenario) completed.\n\n")
 	b.WriteString("## Targets\n\n")
 	for _, t := range r.Targets {
 		fmt.Fprintf(&b, "- **%s**: %s", t.Name, t.Version)

@@ -110,7 +110,7 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) []sample {
 func (h *harness) warm(ctx context.Context, sc *scenario, t *target) error {
 	d := time.Second
 	if sc.Kind == "rate" {
-		runVegeta(ctx, t.base, mixTargets(2000, 0, 1), 2000, d)
+		runVegeta(ctx, t.rateTargets(), min(2000, h.opt.rate), d)
 		return nil
 	}
 	_, err := runWrk(ctx, h.opt.threads, h.opt.conns, d, h.scripts[sc.Script], t.base+sc.Path)
@@ -130,7 +130,7 @@ func (h *harness) measure(ctx context.Context, sc *scenario, t *target, round in
 	var loadCPU float64
 	switch sc.Kind {
 	case "rate":
-		r := runVegeta(ctx, t.base, mixTargets(20000, 0, uint64(round)), h.opt.rate, sc.dur)
+		r := runVegeta(ctx, t.rateTargets(), h.opt.rate, sc.dur)
 		s.Rate = &r
 		s.Requests, s.RPS = int64(r.Requests), r.Throughput
 		s.P50, s.P99, s.P999 = r.P50, r.P99, r.P999

@@ -20,6 +20,16 @@ type target struct {
 	config  string   // the config it runs with, for the report ("" for none)
 	notes   []string // what is on or off, for the report
 	version string
+	rate    *rateTargets // built on first use by rateTargets
+}
+
+// rateTargets returns the constant-rate requests against t, built once: the
+// warm-up and the measured run send the same mix.
+func (t *target) rateTargets() *rateTargets {
+	if t.rate == nil {
+		t.rate = newRateTargets(t.base, 1)
+	}
+	return t.rate
 }
 
 // pids lists the processes whose CPU and memory count for the target: the
