@@ -47,8 +47,8 @@ func checkSketch(t *testing.T, s *sketch, adds uint64) {
 		if !found {
 			t.Fatalf("entry %d (hash %x) not reachable in the table", i, e.hash)
 		}
-		if int(s.heap[e.heap]) != i {
-			t.Fatalf("entry %d heap back-pointer wrong", i)
+		if s.n == len(s.entries) && (int(s.heap[e.heap].idx) != i || s.heap[e.heap].count != e.count) {
+			t.Fatalf("entry %d heap back-pointer or mirrored count wrong", i)
 		}
 	}
 	for i := 1; s.n == len(s.entries) && i < len(s.heap); i++ {
