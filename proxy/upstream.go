@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
 	"time"
 
@@ -55,6 +56,11 @@ func newUpstream(cfg UpstreamConfig) (*upstream, error) {
 			MinVersion:         tls.VersionTLS12,
 			InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // opt-in, documented as test-only
 			ClientSessionCache: tls.NewLRUClientSessionCache(0),
+		}
+		if cfg.CAFile != "" {
+			if hc.TLSConfig.RootCAs, err = loadCAFile(cfg.CAFile); err != nil {
+				return nil, fmt.Errorf("ca_file: %w", err)
+			}
 		}
 	}
 	return &upstream{client: hc, target: target, timeout: cfg.Timeout, preserveHost: cfg.PreserveHost}, nil
