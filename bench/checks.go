@@ -173,9 +173,9 @@ func (r *report) checkRate() {
 	}
 	why := "set with -rate"
 	if r.h.opt.rate == defaultRate && !r.h.opt.quick {
-		why = fmt.Sprintf("the default: the highest rate at which both nginx and meliproxy ran with 0 errors on this %d-core machine, "+
+		why = fmt.Sprintf("the default, the highest rate at which both nginx and meliproxy held the rate with 0 errors on this %d-core machine, "+
 			"which the proxy shares with vegeta and mockmeli (docs/benchmarks.md); -rate 20000 runs issue 8's rate", r.Machine.Cores)
 	}
-	r.Notes = append(r.Notes, fmt.Sprintf("The constant-rate run used %d rps: %s. vegeta is bounded to %d workers and connections, so an overloaded target shows as a rate not held instead of a connection spiral.",
+	r.Notes = append(r.Notes, fmt.Sprintf("The constant-rate run used %d rps, %s. vegeta is bounded to %d workers and connections, so an overloaded target shows as a rate not held instead of a connection spiral.",
 		r.h.opt.rate, why, rateWorkers))
 }

@@ -55,7 +55,7 @@ type options struct {
 // which nginx and meliproxy both ran with 0 errors on the 2-core reference
 // machine while sharing it with vegeta and mockmeli (docs/benchmarks.md has
 // the measurements). Issue 8's 20000 stays available as -rate 20000.
-const defaultRate = 10000
+const defaultRate = 8000
 
 var allScenarios = []string{"passthrough", "cache", "mix", "flood", "rate"}
 var allTargets = []string{"meliproxy", "nginx", "haproxy", "fasthttp-min", "bare"}

@@ -77,21 +77,21 @@ func serveOn(t *testing.T, srv *fasthttp.Server) string {
 // rate that ran, and that the calibration note compares the substrates.
 func TestRateChecks(t *testing.T) {
 	t.Parallel()
-	h := &harness{opt: options{rate: 8000, rateDur: 30 * time.Second}, started: time.Now()}
+	h := &harness{opt: options{rate: 7000, rateDur: 30 * time.Second}, started: time.Now()}
 	r := &report{h: h, Machine: machine{Cores: 2}}
 	rateSample := func(target string, sent float64, errs int64) sample {
 		return sample{Target: target, Requests: 240000, RPS: sent, Errors: errs, ProxyCPUPerReq: 50, LoadCPUPerReq: 90, UpstreamCPUPerRq: 15,
-			Rate: &rateResult{Asked: 8000, Rate: sent}}
+			Rate: &rateResult{Asked: 7000, Rate: sent}}
 	}
-	r.add(&scenario{Name: "rate"}, []sample{rateSample("meliproxy", 7999, 0), rateSample("nginx", 7000, 0)})
+	r.add(&scenario{Name: "rate"}, []sample{rateSample("meliproxy", 6999, 0), rateSample("nginx", 6000, 0)})
 	pass := func(target string, cpu float64) sample {
 		return sample{Target: target, Requests: 1, RPS: 1e6 / cpu, ProxyCPUPerReq: cpu}
 	}
 	r.add(&scenario{Name: "passthrough"}, []sample{pass("meliproxy", 55), pass("nginx", 35), pass("fasthttp-min", 50)})
 	r.finish()
 	want := map[string]bool{
-		"meliproxy: constant 8000 rps for 30s, rate held, no errors": true,
-		"nginx: constant 8000 rps for 30s, rate held, no errors":     false, // 7000 sent: not held
+		"meliproxy: constant 7000 rps for 30s, rate held, no errors": true,
+		"nginx: constant 7000 rps for 30s, rate held, no errors":     false, // 6000 sent: not held
 		"pass-through proxy CPU per request below nginx's":           false,
 	}
 	for _, c := range r.Checks {
@@ -106,7 +106,7 @@ func TestRateChecks(t *testing.T) {
 		t.Errorf("checks missing: %v", want)
 	}
 	notes := strings.Join(r.Notes, "\n")
-	for _, s := range []string{"20,000 rps of this mix would need 3.10 cores", "adds 5.0 µs", "substrate alone is above nginx's 35.0 µs", "used 8000 rps: set with -rate"} {
+	for _, s := range []string{"20,000 rps of this mix would need 3.10 cores", "adds 5.0 µs", "substrate alone is above nginx's 35.0 µs", "used 7000 rps, set with -rate"} {
 		if !strings.Contains(notes, s) {
 			t.Errorf("notes lack %q:\n%s", s, notes)
 		}

@@ -20,7 +20,7 @@ import (
 // higher latency still. On 2026-12-03 that collapsed both meliproxy and nginx
 // at 20k rps (2-4k rps sent, 90k timeouts). With a bound the attacker just
 // falls behind the rate, and the report says so (sent rps < asked rps).
-// Little's law: 256 in flight holds 10k rps up to 25 ms of latency.
+// Little's law: 256 in flight hold 8000 rps up to 32 ms of latency.
 const rateWorkers = 256
 
 // rateResult is what one constant-rate run reports.
