@@ -163,9 +163,9 @@ func (r *report) checkRate() {
 			rr.held() && s.Errors == 0 && s.Non2xx == 0)
 		all := s.LoadCPUPerReq + s.ProxyCPUPerReq + s.UpstreamCPUPerRq
 		r.Notes = append(r.Notes, fmt.Sprintf(
-			"Constant-rate arithmetic (%s): at %d rps, per request vegeta spent %.1f µs, %s %.1f µs and mockmeli %.1f µs: %.1f µs in all, %.2f of the %d cores here. "+
+			"Constant-rate arithmetic (%s): at %d rps asked, per request vegeta spent %.1f µs, %s %.1f µs and mockmeli %.1f µs: %.1f µs in all, %.2f of the %d cores here at the rate sent. "+
 				"Issue 8's 20,000 rps of this mix would need %.2f cores in all (%.2f for %s alone, %.2f for vegeta's net/http client).",
-			target, rr.Asked, s.LoadCPUPerReq, target, s.ProxyCPUPerReq, s.UpstreamCPUPerRq, all, float64(rr.Asked)*all/1e6, r.Machine.Cores,
+			target, rr.Asked, s.LoadCPUPerReq, target, s.ProxyCPUPerReq, s.UpstreamCPUPerRq, all, rr.Rate*all/1e6, r.Machine.Cores,
 			20000*all/1e6, 20000*s.ProxyCPUPerReq/1e6, target, 20000*s.LoadCPUPerReq/1e6))
 	}
 	if _, ok := r.rateSample("meliproxy"); !ok {
