@@ -66,8 +66,7 @@ func (x *exchange) reject() {
 
 // fetch sends req upstream and leaves the answer, without hop-by-hop fields, in resp.
 func (x *exchange) fetch(req *fasthttp.Request, resp *fasthttp.Response) error {
-	x.scratch = removeRequestHop(&req.Header, x.scratch)
-	x.scratch = appendForwarded(&req.Header, x.peer, x.scratch)
+	x.scratch = prepareRequest(&req.Header, x.peer, x.scratch)
 	t0 := time.Now()
 	err := x.p.up.do(req, resp)
 	x.upstream = time.Since(t0)
