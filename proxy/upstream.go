@@ -41,8 +41,8 @@ func newUpstream(cfg UpstreamConfig) (*upstream, error) {
 		MaxConns:                  cfg.MaxConns,
 		MaxConnWaitTimeout:        cfg.MaxConnWait,
 		MaxIdleConnDuration:       cfg.IdleConnTimeout,
-		ReadTimeout:               cfg.Timeout,
-		WriteTimeout:              cfg.Timeout,
+		// No Read/WriteTimeout: DoTimeout's one deadline bounds the whole exchange, and a second
+		// per-operation deadline would only cost two clock reads per request.
 		MaxResponseBodySize:       cfg.MaxResponseBytes,
 		MaxIdemponentCallAttempts: attempts,
 		// The client's Content-Length was already checked by the server; the response's is checked
