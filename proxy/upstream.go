@@ -37,10 +37,10 @@ func newUpstream(cfg UpstreamConfig) (*upstream, error) {
 			return dialer.DialTimeout(addr, dialTimeout)
 		},
 		// The client's own User-Agent is forwarded; none is invented when it sent none.
-		NoDefaultUserAgentHeader:  true,
-		MaxConns:                  cfg.MaxConns,
-		MaxConnWaitTimeout:        cfg.MaxConnWait,
-		MaxIdleConnDuration:       cfg.IdleConnTimeout,
+		NoDefaultUserAgentHeader: true,
+		MaxConns:                 cfg.MaxConns,
+		MaxConnWaitTimeout:       cfg.MaxConnWait,
+		MaxIdleConnDuration:      cfg.IdleConnTimeout,
 		// No Read/WriteTimeout: DoTimeout's one deadline bounds the whole exchange, and a second
 		// per-operation deadline would only cost two clock reads per request.
 		MaxResponseBodySize:       cfg.MaxResponseBytes,
