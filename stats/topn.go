@@ -32,7 +32,7 @@ type sketch struct {
 	entries []ssEntry
 	n       int        // entries in use
 	heap    []heapItem // min-heap by count, kept only once the sketch is full
-	table   []int16 // entry index+1 per hash slot, 0 = empty
+	table   []int16    // entry index+1 per hash slot, 0 = empty
 	mask    uint64
 }
 
