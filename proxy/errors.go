@@ -29,7 +29,7 @@ var (
 	errUpstreamDown       = newUpstreamError("unreachable", fasthttp.StatusBadGateway, "upstream unreachable")
 	errUpstreamTooLarge   = newUpstreamError("too_large", fasthttp.StatusBadGateway, "upstream response too large")
 	errUpstreamPoolFull   = newUpstreamError("pool_full", fasthttp.StatusServiceUnavailable, "upstream connection pool exhausted")
-	errUpstreamBadReponse = newUpstreamError("bad_response", fasthttp.StatusBadGateway, "upstream response headers too large")
+	errUpstreamBadResponse = newUpstreamError("bad_response", fasthttp.StatusBadGateway, "upstream response headers too large")
 )
 
 // Bodies for requests fasthttp refuses before our handler runs.
@@ -41,7 +41,7 @@ var (
 )
 
 // upstreamErrors lists every class; its order gives each its counter.
-var upstreamErrors = [...]*upstreamError{errUpstreamTimeout, errUpstreamDown, errUpstreamTooLarge, errUpstreamPoolFull, errUpstreamBadReponse}
+var upstreamErrors = [...]*upstreamError{errUpstreamTimeout, errUpstreamDown, errUpstreamTooLarge, errUpstreamPoolFull, errUpstreamBadResponse}
 
 func init() {
 	for i, e := range upstreamErrors {
@@ -61,15 +61,12 @@ func classify(err error) *upstreamError {
 		return errUpstreamPoolFull
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		return errUpstreamTooLarge
-	case isParseError(err):
-		return errUpstreamBadReponse
+	case isSmallBuffer(err): // the upstream's response head does not fit the read buffer
+		return errUpstreamBadResponse
 	default:
 		return errUpstreamDown
 	}
 }
-
-// isParseError tells an upstream response whose head does not fit the read buffer.
-func isParseError(err error) bool { return isSmallBuffer(err) }
 
 func isSmallBuffer(err error) bool {
 	var small *fasthttp.ErrSmallBuffer
