@@ -25,10 +25,10 @@ func newUpstreamError(kind string, status int, msg string) *upstreamError {
 // The one table of upstream failures. nginx answers a connect timeout with 504 too; a refused,
 // reset or unresolvable upstream is 502; a full pool is 503 so clients back off instead of hanging.
 var (
-	errUpstreamTimeout    = newUpstreamError("timeout", fasthttp.StatusGatewayTimeout, "upstream timed out")
-	errUpstreamDown       = newUpstreamError("unreachable", fasthttp.StatusBadGateway, "upstream unreachable")
-	errUpstreamTooLarge   = newUpstreamError("too_large", fasthttp.StatusBadGateway, "upstream response too large")
-	errUpstreamPoolFull   = newUpstreamError("pool_full", fasthttp.StatusServiceUnavailable, "upstream connection pool exhausted")
+	errUpstreamTimeout     = newUpstreamError("timeout", fasthttp.StatusGatewayTimeout, "upstream timed out")
+	errUpstreamDown        = newUpstreamError("unreachable", fasthttp.StatusBadGateway, "upstream unreachable")
+	errUpstreamTooLarge    = newUpstreamError("too_large", fasthttp.StatusBadGateway, "upstream response too large")
+	errUpstreamPoolFull    = newUpstreamError("pool_full", fasthttp.StatusServiceUnavailable, "upstream connection pool exhausted")
 	errUpstreamBadResponse = newUpstreamError("bad_response", fasthttp.StatusBadGateway, "upstream response headers too large")
 )
 
