@@ -333,8 +333,15 @@ func TestClusterRedisRestart(t *testing.T) {
 	}
 	t.Logf("Check p99 %v over %d calls", res.p99(), len(res.checks))
 	for _, p := range []int{0, 2} {
-		if got := win(-1, p); got < 9 || got > 11 {
-			t.Errorf("phase %d (Redis up): %.1f/s admitted in total, want the global 10/s", p, got)
+		// A Redis that restarts empty has forgotten the key's debt: its fresh bucket grants one
+		// more burst (10) that may land in the 3 s window (docs/cluster.md), so the restarted
+		// phase may reach 10 + 10/3 per second; a CI run measured 11.3.
+		limit := 11.0
+		if p == 2 {
+			limit = 10 + 10.0/3 + 0.5
+		}
+		if got := win(-1, p); got < 9 || got > limit {
+			t.Errorf("phase %d (Redis up): %.1f/s admitted in total, want the global 10/s (at most %.1f)", p, got, limit)
 		}
 		if got := win(0, p); got < 6.5 {
 			t.Errorf("phase %d (Redis up): heavy node %.1f/s, want the rest of the global limit (~8/s)", p, got)
