@@ -105,15 +105,26 @@ func (s *Stats) collect(from, to time.Time) (*agg, string, time.Time, time.Time,
 	minuteCut := s.clock().Add(-s.cfg.MinuteRetention)
 	if !from.Before(minuteCut) && to.Sub(from) <= 24*time.Hour {
 		from = from.Truncate(time.Minute)
-		err := s.st.read(bucketMinutes, from.Unix(), to.Unix(), a.addRollup)
+		err := s.st.read(bucketMinutes, from.Unix(), endUnix(to), a.addRollup)
 		return a, "minute", from, to, err
 	}
 	from = from.Truncate(time.Hour)
 	if t := to.Truncate(time.Hour); !t.Equal(to) {
 		to = t.Add(time.Hour)
 	}
-	err := s.st.read(bucketHours, from.Unix(), to.Unix(), a.addRollup)
+	err := s.st.read(bucketHours, from.Unix(), endUnix(to), a.addRollup)
 	return a, "hour", from, to, err
+}
+
+// endUnix is the exclusive end of [from, to) in whole seconds, rounded up: rollups are keyed by
+// the second their minute starts, so a query at 18:00:00.4 must read the rollup keyed 18:00:00
+// (truncating made the current minute vanish during its first second).
+func endUnix(to time.Time) int64 {
+	sec := to.Unix()
+	if to.Nanosecond() > 0 {
+		sec++
+	}
+	return sec
 }
 
 // Summary returns the totals of [from, to).
@@ -180,7 +191,7 @@ func (s *Stats) Series(step string, from, to time.Time) (*Series, error) {
 		sr.Points = append(sr.Points, point(cur, d, a))
 		cur, a = cur.Add(d), newAgg()
 	}
-	err = s.st.read(bucket, from.Unix(), to.Unix(), func(r *rollup) {
+	err = s.st.read(bucket, from.Unix(), endUnix(to), func(r *rollup) {
 		for !time.Unix(r.Start, 0).Before(cur.Add(d)) {
 			emit()
 		}
@@ -253,7 +264,7 @@ func (s *Stats) StatusByPeriod(group string, from, to time.Time) (*StatusReport,
 	from = from.UTC().Truncate(time.Hour)
 	rep := &StatusReport{Group: group, From: from, To: to.UTC(), Periods: []StatusPeriod{}}
 	var cur *StatusPeriod
-	err := s.st.read(bucketHours, from.Unix(), to.Unix(), func(r *rollup) {
+	err := s.st.read(bucketHours, from.Unix(), endUnix(to), func(r *rollup) {
 		start, label := periodOf(group, time.Unix(r.Start, 0))
 		if cur == nil || cur.Period != label {
 			rep.Periods = append(rep.Periods, StatusPeriod{Period: label, Start: start, Status: map[string]uint64{}})
