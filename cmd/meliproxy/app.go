@@ -169,16 +169,8 @@ func (a *app) close() {
 func (a *app) pageInfo() stats.PageInfo {
 	cfg := a.cfg.Load()
 	info := stats.PageInfo{ConfigVersion: cfg.Version, LoadedAt: time.Unix(a.loadedAt.Load(), 0)}
-	for _, r := range a.lim.Rules() {
-		action := r.Action
-		if action == "" {
-			action = "enforce"
-		}
-		scope := r.Scope
-		if scope == "" {
-			scope = "local"
-		}
-		info.Rules = append(info.Rules, stats.RuleInfo{ID: r.ID, Rate: r.Rate, Action: action, Scope: scope})
+	for _, r := range a.lim.Rules() { // defaults (action, scope) already applied by the limiter
+		info.Rules = append(info.Rules, stats.RuleInfo{ID: r.ID, Rate: r.Rate, Action: r.Action, Scope: r.Scope})
 	}
 	if cs := a.lim.ClusterStatus(time.Now()); cs.Enabled {
 		info.Cluster = &stats.ClusterInfo{
