@@ -66,10 +66,10 @@ func forEachToken(list []byte, f func(tok []byte)) {
 
 // isHopName reports whether a header name, as fasthttp stores it, is one of hopHeaders.
 func isHopName(k []byte) bool {
-	switch string(k) {
-	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Transfer-Encoding", "Upgrade", "Trailer",
-		"Proxy-Authorization", "Proxy-Authenticate":
-		return true
+	for _, h := range hopHeaders {
+		if string(k) == h {
+			return true
+		}
 	}
 	return false
 }
@@ -82,7 +82,7 @@ func isHopName(k []byte) bool {
 func prepareRequest(h *fasthttp.RequestHeader, peer netip.Addr, scratch []byte) []byte {
 	hop, buf, n, ok := scanHead(h.RawHeaders(), scratch[:0])
 	if !ok || hop {
-		buf = removeRequestHop(h, buf[:0])
+		buf = removeHop(h, buf[:0])
 		return appendForwarded(h, peer, buf)
 	}
 	// The client's "Connection: close" (or HTTP/1.0) must not close the pooled upstream connection;
@@ -183,53 +183,60 @@ func asciiEqualFold(b []byte, s string) bool {
 	return true
 }
 
-// removeRequestHop strips hop-by-hop fields from a request about to go upstream. scratch is a reusable
-// buffer; the grown buffer is returned.
-func removeRequestHop(h *fasthttp.RequestHeader, scratch []byte) []byte {
-	h.DisableNormalizing()
+// hopFields is what hop-by-hop removal needs of a request or response header.
+type hopFields interface {
+	PeekAll(key string) [][]byte
+	Del(key string)
+	DelBytes(key []byte)
+	DisableNormalizing() (was bool)
+	EnableNormalizing() (was bool)
+}
+
+var (
+	_ hopFields = (*fasthttp.RequestHeader)(nil)
+	_ hopFields = (*fasthttp.ResponseHeader)(nil)
+)
+
+// removeHop strips hop-by-hop fields, and every field the Connection lines name, from h. Deleting
+// Connection also clears fasthttp's close flag, so a "Connection: close" ends only its own hop.
+// The fixed names are looked up with normalisation off (they are written as stored); the
+// Connection tokens, in whatever case the peer sent, with it on. scratch is a reusable buffer;
+// the grown buffer is returned.
+func removeHop(h hopFields, scratch []byte) []byte {
+	off := h.DisableNormalizing()
 	scratch = connectionTokens(scratch[:0], h.PeekAll("Connection"))
-	h.EnableNormalizing() // the client's tokens are any case: normalise them
+	restoreNormalizing(h, off)
 	forEachToken(scratch, h.DelBytes)
 	h.DisableNormalizing()
 	for _, name := range hopHeaders {
 		h.Del(name)
 	}
-	h.EnableNormalizing()
+	restoreNormalizing(h, off)
 	return scratch
 }
 
+// restoreNormalizing puts back the normalisation setting DisableNormalizing reported.
+func restoreNormalizing(h hopFields, wasOff bool) {
+	if !wasOff {
+		h.EnableNormalizing()
+	}
+}
+
 // removeResponseHop strips hop-by-hop fields from an upstream response before it is stored or sent.
-// Deleting Connection also clears fasthttp's close flag, so an upstream "Connection: close" ends only
-// the upstream connection, never the client's.
 func removeResponseHop(h *fasthttp.ResponseHeader, scratch []byte) []byte {
 	// One walk over the stored fields finds the usual case, none present, without a lookup per name.
-	hop := false
 	for k := range h.All() {
 		if isHopName(k) {
-			hop = true
-			break
+			return removeHop(h, scratch)
 		}
 	}
-	if !hop {
-		return scratch
-	}
-	h.DisableNormalizing()
-	scratch = connectionTokens(scratch[:0], h.PeekAll("Connection"))
-	h.EnableNormalizing()
-	forEachToken(scratch, h.DelBytes)
-	h.DisableNormalizing()
-	for _, name := range hopHeaders {
-		h.Del(name)
-	}
-	h.EnableNormalizing()
 	return scratch
 }
 
 // appendForwarded sets X-Forwarded-For (all existing lines joined, then the peer, as nginx's
 // $proxy_add_x_forwarded_for), X-Forwarded-Proto from our own listener and Via. scratch is reused.
 func appendForwarded(h *fasthttp.RequestHeader, peer netip.Addr, scratch []byte) []byte {
-	h.DisableNormalizing()
-	defer h.EnableNormalizing()
+	defer restoreNormalizing(h, h.DisableNormalizing())
 	scratch = scratch[:0]
 	for _, line := range h.PeekAll(headerXForwardedFor) {
 		if len(bytes.TrimSpace(line)) == 0 {

@@ -34,7 +34,7 @@ func FuzzRequestHeaders(f *testing.F) {
 		var careful fasthttp.Request
 		req.CopyTo(&careful)
 		careful.Header.SetNoDefaultContentType(true)
-		scratch := removeRequestHop(&careful.Header, nil)
+		scratch := removeHop(&careful.Header, nil)
 		appendForwarded(&careful.Header, netip.MustParseAddr("192.0.2.1"), scratch)
 		prepareRequest(&req.Header, netip.MustParseAddr("192.0.2.1"), nil)
 		for _, k := range []string{"X-Forwarded-For", "Via", "X-Forwarded-Proto"} {
