@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // accessLog writes one JSON object per request. Lines are buffered and flushed at least once a second,
@@ -61,11 +62,11 @@ func (a *accessLog) write(x *exchange, end time.Time) {
 	b = append(b, `","client":"`...)
 	b = x.client.AppendTo(b)
 	b = append(b, `","method":`...)
-	b = strconv.AppendQuote(b, string(ctx.Method()))
+	b = appendJSONString(b, ctx.Method())
 	b = append(b, `,"path":`...)
-	b = strconv.AppendQuote(b, string(ctx.Path()))
+	b = appendJSONString(b, ctx.Path())
 	b = append(b, `,"query":`...)
-	b = strconv.AppendQuote(b, string(ctx.URI().QueryString()))
+	b = appendJSONString(b, ctx.URI().QueryString())
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(ctx.Response.StatusCode()), 10)
 	b = append(b, `,"bytes":`...)
@@ -81,8 +82,9 @@ func (a *accessLog) write(x *exchange, end time.Time) {
 	b = append(b, lr.String()...)
 	b = append(b, '"')
 	if rule != "" {
-		b = append(b, `,"rule":`...)
-		b = strconv.AppendQuote(b, rule)
+		b = append(b, `,"rule":"`...)
+		b = append(b, rule...) // rule ids are [A-Za-z0-9._-] (limiter validates them): nothing to escape
+		b = append(b, '"')
 	}
 	if x.err != nil {
 		b = append(b, `,"error":"`...)
@@ -93,4 +95,34 @@ func (a *accessLog) write(x *exchange, end time.Time) {
 	_, _ = a.w.Write(b)
 	a.buf = b
 	a.mu.Unlock()
+}
+
+// appendJSONString appends s as a JSON string. strconv.AppendQuote is Go syntax, not JSON: it
+// writes \x01 for a control byte, which JSON parsers reject, and paths hold whatever the client
+// percent-encoded. Bytes that are not valid UTF-8 become U+FFFD, as encoding/json does.
+func appendJSONString(b, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c == 0x7f:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+		default:
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, "\\ufffd"...)
+			} else {
+				b = append(b, s[i:i+size]...)
+			}
+			i += size
+			continue
+		}
+		i++
+	}
+	return append(b, '"')
 }

@@ -95,3 +95,41 @@ func TestAccessLogLines(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendJSONString(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{"", "/items/MLA1", `q="x"&a=\`, "\x00\x01\x1f\x7f", "/caf\xc3\xa9", "/bad\xff\xfe", "tab\tnl\n", "\u2028"} {
+		out := appendJSONString(nil, []byte(in))
+		var got string
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Errorf("%q -> %s: not JSON: %v", in, out, err)
+			continue
+		}
+		want, _ := json.Marshal(in) // encoding/json's reading of the same bytes
+		var wantS string
+		_ = json.Unmarshal(want, &wantS)
+		if got != wantS {
+			t.Errorf("%q -> %q, encoding/json reads it as %q", in, got, wantS)
+		}
+	}
+}
+
+// FuzzAppendJSONString: any bytes a client puts in a path or query give a valid JSON string that
+// decodes to what encoding/json makes of the same bytes.
+func FuzzAppendJSONString(f *testing.F) {
+	f.Add([]byte("/items/MLA1?q=\"a\"\\b"))
+	f.Add([]byte("\x00\xff\xc3"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out := appendJSONString(nil, in)
+		var got string
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("%q -> %s: not JSON: %v", in, out, err)
+		}
+		want, _ := json.Marshal(string(in))
+		var wantS string
+		_ = json.Unmarshal(want, &wantS)
+		if got != wantS {
+			t.Fatalf("%q -> %q, encoding/json: %q", in, got, wantS)
+		}
+	})
+}

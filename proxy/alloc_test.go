@@ -2,7 +2,15 @@
 
 package proxy
 
-import "testing"
+import (
+	"bufio"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
 
 // The hot path allocates nothing in steady state (STYLE 8): pass-through, cache hit and limited,
 // with limiter and stats on as in production. The race detector allocates, hence the build tag.
@@ -28,5 +36,19 @@ func TestHandlerAllocs(t *testing.T) {
 				t.Fatalf("%s allocates %.2f times per request, want 0", c.name, n)
 			}
 		})
+	}
+}
+
+// An enabled access log costs no allocation either: a line is appended into a reused buffer.
+func TestAccessLogWriteAllocs(t *testing.T) {
+	a := &accessLog{w: bufio.NewWriterSize(io.Discard, 64<<10)}
+	var ctx fasthttp.RequestCtx
+	var req fasthttp.Request
+	req.SetRequestURI("/items/MLA1?attributes=id,name")
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, nil)
+	x := &exchange{ctx: &ctx, now: time.Now()}
+	a.write(x, x.now) // grow the line buffer once
+	if n := testing.AllocsPerRun(100, func() { a.write(x, x.now) }); n != 0 {
+		t.Fatalf("an access log line allocates %.1f times, want 0", n)
 	}
 }
