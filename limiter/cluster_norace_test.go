@@ -6,14 +6,16 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/meliproxy/meliproxy/internal/redistest"
 )
 
 // TestClusterCheckAllocs proves cluster rules keep Check allocation-free on
 // every path: a cold key on its share, a key turning hot (claim), a hot key
 // on its lease or rejected, and degraded (Redis gone).
 func TestClusterCheckAllocs(t *testing.T) {
-	redisSrv := startRedis(t)
-	nodes := clusterNodes(t, redisSrv.addr, 1, Config{Rules: []RuleConfig{
+	redisSrv := redistest.Start(t)
+	nodes := clusterNodes(t, redisSrv.Addr, 1, Config{Rules: []RuleConfig{
 		{ID: "cold", Paths: []string{"/cold"}, Key: []string{"ip"}, Rate: "1000/s", Scope: "cluster"},
 		{ID: "claim", Paths: []string{"/claim"}, Key: []string{"ip"}, Rate: "1/s", Burst: 1, Scope: "cluster"},
 		{ID: "hot", Paths: []string{"/hot"}, Rate: "1000/s", Scope: "cluster"},
@@ -50,7 +52,7 @@ func TestClusterCheckAllocs(t *testing.T) {
 			t.Errorf("%s: %v allocs per Check, want 0", name, n)
 		}
 	}
-	redisSrv.stop()
+	redisSrv.Stop()
 	for !l.ClusterStatus(time.Now()).Degraded {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meliproxy/meliproxy/internal/redistest"
 )
 
 func TestClusterConfigValidate(t *testing.T) {
@@ -221,7 +223,7 @@ func (r *load) p99() time.Duration {
 // share and the heavy one is held to a third of the limit.
 func TestClusterGlobalLimit(t *testing.T) {
 	t.Parallel()
-	redisSrv := startRedis(t)
+	redisSrv := redistest.Start(t)
 	const want = 110.0
 	for _, tc := range []struct {
 		name  string
@@ -233,7 +235,7 @@ func TestClusterGlobalLimit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			nodes := clusterNodes(t, redisSrv.addr, 3, Config{Rules: []RuleConfig{
+			nodes := clusterNodes(t, redisSrv.Addr, 3, Config{Rules: []RuleConfig{
 				{ID: "one-key", Paths: []string{"/items/*"}, Rate: "10/s", Burst: 10, Scope: "cluster"},
 			}})
 			res := drive(nodes, tc.rates, 10*time.Second, "/items/MLA1", ip("1.2.3.4"))
@@ -258,11 +260,11 @@ func TestClusterGlobalLimit(t *testing.T) {
 // only: well under 0.01 commands per request.
 func TestClusterRedisOpsPerRequest(t *testing.T) {
 	t.Parallel()
-	redisSrv := startRedis(t)
-	nodes := clusterNodes(t, redisSrv.addr, 3, Config{MaxKeys: 200_000, Rules: []RuleConfig{
+	redisSrv := redistest.Start(t)
+	nodes := clusterNodes(t, redisSrv.Addr, 3, Config{MaxKeys: 200_000, Rules: []RuleConfig{
 		{ID: "per-ip", Key: []string{"ip"}, Rate: "100/s", Scope: "cluster"},
 	}})
-	before := redisSrv.commands()
+	before := redisSrv.Commands()
 	const clients, perClient = 100_000, 2
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -289,7 +291,7 @@ func TestClusterRedisOpsPerRequest(t *testing.T) {
 	wg.Wait()
 	time.Sleep(300 * time.Millisecond) // let a few more rounds run
 	took := time.Since(start)
-	ops := redisSrv.commands() - before
+	ops := redisSrv.Commands() - before
 	per := float64(ops) / (clients * perClient)
 	hot := 0
 	for _, l := range nodes {
@@ -310,16 +312,16 @@ func TestClusterRedisOpsPerRequest(t *testing.T) {
 // share (limit/3) while it is down, and the global limit holds again after.
 func TestClusterRedisRestart(t *testing.T) {
 	t.Parallel()
-	redisSrv := startRedis(t)
-	nodes := clusterNodes(t, redisSrv.addr, 3, Config{Rules: []RuleConfig{
+	redisSrv := redistest.Start(t)
+	nodes := clusterNodes(t, redisSrv.Addr, 3, Config{Rules: []RuleConfig{
 		{ID: "one-key", Rate: "10/s", Burst: 10, Scope: "cluster"},
 	}})
 	const phase = 4 * time.Second
 	go func() {
 		time.Sleep(phase)
-		redisSrv.stop()
+		redisSrv.Stop()
 		time.Sleep(phase)
-		redisSrv.start()
+		redisSrv.Start()
 	}()
 	rates := []float64{24, 1, 1} // the light nodes stay under their share
 	res := drive(nodes, rates, 3*phase, "/", ip("1.2.3.4"))

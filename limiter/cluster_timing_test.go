@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/meliproxy/meliproxy/internal/redistest"
 )
 
 // benchCluster returns a Limiter with rule, its cluster started on the Redis
@@ -35,7 +37,7 @@ func benchCluster(b *testing.B, addr string, rule RuleConfig) *Limiter {
 //	  the key is hot and its share and lease are empty, the attack case)
 //	distinct: 1M client addresses, none ever hot
 func BenchmarkCheckCluster(b *testing.B) {
-	redisSrv := startRedis(b)
+	redisSrv := redistest.Start(b)
 	for _, scope := range []string{"local", "cluster"} {
 		for _, c := range []struct {
 			name  string
@@ -43,7 +45,7 @@ func BenchmarkCheckCluster(b *testing.B) {
 			burst int
 		}{{"hot-key-allowed", "1000000000/s", 2_000_000_000}, {"hot-key-limited", "10/s", 10}} {
 			b.Run(scope+"/"+c.name, func(b *testing.B) {
-				l := benchCluster(b, redisSrv.addr, RuleConfig{ID: "items-ip", Paths: []string{"/items/*"},
+				l := benchCluster(b, redisSrv.Addr, RuleConfig{ID: "items-ip", Paths: []string{"/items/*"},
 					Key: []string{"ip"}, Rate: c.rate, Burst: c.burst, Scope: scope})
 				a := netip.MustParseAddr("1.2.3.4")
 				b.ReportAllocs()
@@ -58,7 +60,7 @@ func BenchmarkCheckCluster(b *testing.B) {
 		}
 		b.Run(scope+"/distinct", func(b *testing.B) {
 			const n = 1 << 20
-			l := benchCluster(b, redisSrv.addr, RuleConfig{ID: "per-ip", Key: []string{"ip"}, Rate: "10/m", Scope: scope})
+			l := benchCluster(b, redisSrv.Addr, RuleConfig{ID: "per-ip", Key: []string{"ip"}, Rate: "10/m", Scope: scope})
 			var next atomic.Uint32
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {

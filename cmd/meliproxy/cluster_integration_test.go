@@ -1,84 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meliproxy/meliproxy/internal/redistest"
 )
-
-// redisProc is a redis-server this test started on a loopback port, persistence off. stop kills it
-// by PID; start runs a new one on the same port (a restart that loses every key).
-type redisProc struct {
-	t    testing.TB
-	addr string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// startRedis runs a redis-server for the test. Without redis-server the test is skipped, unless
-// CI=true: there it fails (.ci/deps installs it).
-func startRedis(t testing.TB) *redisProc {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is not installed (CI=true): run .ci/deps: %v", err)
-		}
-		t.Skip("redis-server is not installed (set CI=true to fail instead)")
-	}
-	r := &redisProc{t: t, addr: freeAddr(t)}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *redisProc) start() {
-	r.t.Helper()
-	_, port, _ := net.SplitHostPort(r.addr)
-	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--loglevel", "warning")
-	if err := cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	r.mu.Lock()
-	r.cmd, r.done = cmd, done
-	r.mu.Unlock()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", r.addr, 100*time.Millisecond); err == nil {
-			_ = c.SetDeadline(time.Now().Add(200 * time.Millisecond))
-			_, _ = c.Write([]byte("PING\r\n"))
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "+PONG") {
-				return
-			}
-		}
-	}
-	r.t.Fatalf("redis-server on %s did not answer PING", r.addr)
-}
-
-// stop kills the server by PID and waits; a no-op when stopped.
-func (r *redisProc) stop() {
-	r.mu.Lock()
-	cmd, done := r.cmd, r.done
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd != nil {
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
 
 // metric returns the value of a metric line on n's /metrics ("" if absent).
 func metric(t testing.TB, n *node, name string) string {
@@ -113,7 +46,7 @@ type sample struct {
 // second); with Redis up the heavy node gets what the light ones leave of the global 10/s.
 func TestClusterIntegrationRedisRestart(t *testing.T) {
 	t.Parallel()
-	redisSrv := startRedis(t)
+	redisSrv := redistest.Start(t)
 	mock := startMock(t)
 	prefix := fmt.Sprintf("it:%d:", time.Now().UnixNano())
 	nodes := make([]*node, 3)
@@ -132,7 +65,7 @@ addrs         = [%q]
 node_id       = "node%d"
 key_prefix    = %q
 heartbeat_ttl = "1s"
-`, redisSrv.addr, i, prefix))
+`, redisSrv.Addr, i, prefix))
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, n := range nodes {
@@ -147,9 +80,9 @@ heartbeat_ttl = "1s"
 	const phase = 4 * time.Second
 	go func() {
 		time.Sleep(phase)
-		redisSrv.stop()
+		redisSrv.Stop()
 		time.Sleep(phase)
-		redisSrv.start()
+		redisSrv.Start()
 	}()
 	samples := clusterLoad(t, nodes, []float64{24, 1, 1}, 40, 3*phase)
 
