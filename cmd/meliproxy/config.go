@@ -121,9 +121,10 @@ func (c *Config) validate() error {
 		c.Admin.Validate(),
 		c.adminTokensErr(),
 		c.Log.Validate(),
-		prefixed("limits", c.Limits.Validate()),
-		prefixed("cache", c.Cache.Validate()),
-		prefixed("stats", c.Stats.Validate()),
+		// Each package names its own keys (limits.…, cache.…, stats.…), as the contract asks.
+		c.Limits.Validate(),
+		c.Cache.Validate(),
+		c.Stats.Validate(),
 		c.Cluster.Validate(),
 		c.clusterPassword(),
 	)
@@ -205,22 +206,6 @@ func (c *Config) resolve(path string) string {
 		return path
 	}
 	return filepath.Join(filepath.Dir(c.Path), path)
-}
-
-// prefixed names the section in a package's errors when the package did not already.
-func prefixed(section string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var out []error
-	for _, e := range unjoin(err) {
-		if strings.HasPrefix(e.Error(), section+".") || strings.HasPrefix(e.Error(), section+"[") {
-			out = append(out, e)
-			continue
-		}
-		out = append(out, fmt.Errorf("%s: %w", section, e))
-	}
-	return errors.Join(out...)
 }
 
 // unjoin flattens errors.Join trees so each problem is printed on its own line.

@@ -40,3 +40,23 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestSectionErrorsNameTheirKeys: each package validates its own section and names the full key,
+// so every line -check prints points at one place in the file.
+func TestSectionErrorsNameTheirKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ toml, want string }{
+		{"[limits]\nmax_keys = -1\n", "limits.max_keys"},
+		{"[[limits.rules]]\nid = \"a\"\nrate = \"1/x\"\n", `limits.rules[0] (id "a"): rate`},
+		{"[cache]\nmax_bytes = -1\n", "cache.max_bytes"},
+		{"[[cache.rules]]\nid = \"c\"\npaths = [\"nope\"]\n", `cache.rules[0] (id "c"): paths[0]`},
+		{"[stats]\nflush_interval = \"1ms\"\n", "stats.flush_interval"},
+		{"[cluster]\naddrs = [\"x\"]\n", "cluster.addrs[0]"},
+	}
+	for _, tt := range tests {
+		_, err := parseConfig("c.toml", []byte("[upstream]\nurl = \"http://x\"\n"+tt.toml))
+		if err == nil || !strings.Contains(err.Error(), "c.toml: "+tt.want) {
+			t.Errorf("%q: error %v, want one starting c.toml: %s", tt.toml, err, tt.want)
+		}
+	}
+}
