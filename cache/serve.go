@@ -64,7 +64,7 @@ func (c *Cache) bypass(req *fasthttp.Request, resp *fasthttp.Response, fetch Fet
 	c.m.bypass.Add(1)
 	err := fetch(req, resp)
 	if err == nil {
-		resp.Header.Set(headerXCache, Bypass.String())
+		resp.Header.SetCanonical(xCacheName, resultValues[Bypass])
 	}
 	return Bypass, err
 }
@@ -144,7 +144,7 @@ func (c *Cache) lead(now time.Time, st *state, r *rule, s *scratch, h uint64, cl
 		cl.err = err
 	default:
 		cl.entry = c.store(now, st, r, s, cl, resp, gen)
-		resp.Header.Set(headerXCache, Miss.String())
+		resp.Header.SetCanonical(xCacheName, resultValues[Miss])
 	}
 	if n := c.publishPrepare(h, cl, registered); n > 0 && cl.entry == nil && cl.err == nil {
 		c.snapshot(s, cl, resp)
