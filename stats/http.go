@@ -48,13 +48,7 @@ func (s *Stats) handleMetrics(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Stats) handleSummary(ctx *fasthttp.RequestCtx) {
-	q := ctx.QueryArgs()
-	from, to, err := parseRange(string(q.Peek("from")), string(q.Peek("to")), s.clock(), time.Hour)
-	if err != nil {
-		writeErr(ctx, err)
-		return
-	}
-	n, err := parseN(string(q.Peek("n")), s.cfg.TopN, s.keep)
+	from, to, n, err := s.rangeAndN(ctx.QueryArgs())
 	if err != nil {
 		writeErr(ctx, err)
 		return
@@ -65,16 +59,13 @@ func (s *Stats) handleSummary(ctx *fasthttp.RequestCtx) {
 
 func (s *Stats) handleSeries(ctx *fasthttp.RequestCtx) {
 	q := ctx.QueryArgs()
-	step := string(q.Peek("step"))
-	if step == "" {
-		step = "minute"
-	}
+	step := argOr(q, "step", "minute")
 	d, err := stepOf(step)
 	if err != nil {
 		writeErr(ctx, &ParamError{Param: "step", Value: step, Reason: err.Error()})
 		return
 	}
-	from, to, err := parseRange(string(q.Peek("from")), string(q.Peek("to")), s.clock(), min(d*60, 90*24*time.Hour))
+	from, to, err := parseRange(argOr(q, "from", ""), argOr(q, "to", ""), s.clock(), min(d*60, 90*24*time.Hour))
 	if err != nil {
 		writeErr(ctx, err)
 		return
@@ -84,42 +75,41 @@ func (s *Stats) handleSeries(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Stats) handleTop(ctx *fasthttp.RequestCtx) {
-	q := ctx.QueryArgs()
-	by := string(q.Peek("by"))
-	if by == "" {
-		by = "path"
-	}
-	from, to, err := parseRange(string(q.Peek("from")), string(q.Peek("to")), s.clock(), time.Hour)
+	from, to, n, err := s.rangeAndN(ctx.QueryArgs())
 	if err != nil {
 		writeErr(ctx, err)
 		return
 	}
-	n, err := parseN(string(q.Peek("n")), s.cfg.TopN, s.keep)
-	if err != nil {
-		writeErr(ctx, err)
-		return
-	}
-	v, err := s.Top(by, from, to, n)
+	v, err := s.Top(argOr(ctx.QueryArgs(), "by", "path"), from, to, n)
 	respond(ctx, v, err)
 }
 
 func (s *Stats) handleStatus(ctx *fasthttp.RequestCtx) {
 	q := ctx.QueryArgs()
-	group := string(q.Peek("group"))
-	if group == "" {
-		group = "month"
-	}
-	fromArg := string(q.Peek("from"))
-	if fromArg == "" {
-		fromArg = "all"
-	}
-	from, to, err := parseRange(fromArg, string(q.Peek("to")), s.clock(), 0)
+	from, to, err := parseRange(argOr(q, "from", "all"), argOr(q, "to", ""), s.clock(), 0)
 	if err != nil {
 		writeErr(ctx, err)
 		return
 	}
-	v, err := s.StatusByPeriod(group, from, to)
+	v, err := s.StatusByPeriod(argOr(q, "group", "month"), from, to)
 	respond(ctx, v, err)
+}
+
+// rangeAndN reads ?from, ?to (default: the last hour) and ?n (default: top_n).
+func (s *Stats) rangeAndN(q *fasthttp.Args) (from, to time.Time, n int, err error) {
+	from, to, err = parseRange(argOr(q, "from", ""), argOr(q, "to", ""), s.clock(), time.Hour)
+	if err == nil {
+		n, err = parseN(argOr(q, "n", ""), s.cfg.TopN, s.keep)
+	}
+	return from, to, n, err
+}
+
+// argOr is query parameter name, or def when it is absent or empty.
+func argOr(q *fasthttp.Args, name, def string) string {
+	if v := q.Peek(name); len(v) > 0 {
+		return string(v)
+	}
+	return def
 }
 
 // respond writes v as JSON, or err: it is the one place stats handlers map
