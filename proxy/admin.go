@@ -46,7 +46,7 @@ func (c *AdminConfig) Validate() error {
 	var errs []error
 	if err := checkAddr(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("admin.listen: %w", err))
-	} else if len(c.Tokens) == 0 && !IsLoopback(c.Listen) {
+	} else if len(c.Tokens) == 0 && !isLoopback(c.Listen) {
 		errs = append(errs, fmt.Errorf("admin.listen: %q is not a loopback address: add [[admin.tokens]] or listen on 127.0.0.1", c.Listen))
 	}
 	names := make(map[string]bool, len(c.Tokens))

@@ -213,8 +213,8 @@ func checkAddr(addr string) error {
 	return nil
 }
 
-// IsLoopback reports whether a listen address binds only to a loopback interface.
-func IsLoopback(addr string) bool {
+// isLoopback reports whether a listen address binds only to a loopback interface.
+func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
