@@ -91,7 +91,6 @@ func (x *exchange) record(end time.Time) {
 	r := &x.rec
 	r.Now = x.now
 	r.Status = ctx.Response.StatusCode()
-	r.Method = ctx.Method()
 	r.Path = ctx.Path()
 	r.ClientIP = x.client
 	r.Cache = cacheResults[x.cacheResult]

@@ -18,9 +18,6 @@ const (
 	numCacheResults
 )
 
-// CacheBypass is an alias of CacheNone.
-const CacheBypass = CacheNone
-
 var cacheNames = [numCacheResults]string{"bypass", "hit", "miss", "stale"}
 
 // String returns the lower-case name used in JSON and metric labels.
@@ -65,8 +62,6 @@ type Record struct {
 	Now time.Time
 	// Status is the HTTP status sent to the client (100..599; others count as "other").
 	Status int
-	// Method is the request method (borrowed). Unused today; kept for the access log contract.
-	Method []byte
 	// Path is the forwarded, normalised path without query (borrowed). Used
 	// only by the top-N sketches, never as a metric label.
 	Path []byte

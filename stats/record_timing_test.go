@@ -16,7 +16,6 @@ func benchRecords(n int) []Record {
 		r := &rs[i]
 		r.Now = t0.Add(10 * time.Second)
 		r.Status = []int{200, 200, 200, 304, 404, 429, 502}[i%7]
-		r.Method = []byte("GET")
 		r.Path = []byte("/items/MLA" + strconv.Itoa(i%64))
 		r.ClientIP = netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
 		r.Route = []string{"items", "search", ""}[i%3]

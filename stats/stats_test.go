@@ -96,7 +96,7 @@ var mix = []kind{
 }
 
 func (k kind) record(now time.Time) *Record {
-	return &Record{Now: now, Status: k.status, Method: []byte("GET"), Path: []byte(k.path),
+	return &Record{Now: now, Status: k.status, Path: []byte(k.path),
 		ClientIP: netip.MustParseAddr(k.ip), Route: k.route, Cache: k.cache, Limit: k.limit,
 		LimitRule: k.rule, Upstream: k.upstream, Total: k.total, BytesIn: k.in, BytesOut: k.out}
 }
