@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 func TestServeHitMissAge(t *testing.T) {
@@ -251,6 +253,41 @@ func TestServeStripsStoredFields(t *testing.T) {
 	}
 	if n := bytes.Count(x.resp.Header.Header(), []byte("X-Cache")); n != 1 {
 		t.Errorf("%d X-Cache lines", n)
+	}
+}
+
+// A hit replays the stored header as the origin sent it: repeated fields stay repeated and in
+// order, and a response without Content-Type does not gain fasthttp's default one.
+func TestHitReplaysHeader(t *testing.T) {
+	t.Parallel()
+	c := newTestCache(t, testConfig(nil))
+	o := newOrigin(203, "x", "Link: <a>", "X-Trace: t", "Link: <b>")
+	fetch := func(req *fasthttp.Request, resp *fasthttp.Response) error {
+		err := o.fetch(req, resp)
+		resp.Header.SetNoDefaultContentType(true) // HostClient keeps it across its Reset; o.fetch does not
+		return err
+	}
+	serve := func() (Result, *fasthttp.Response) {
+		var req fasthttp.Request
+		req.SetRequestURI("/sites/MLA")
+		// As the proxy's server is configured: no default Content-Type on what it answers.
+		resp := new(fasthttp.Response)
+		resp.Header.SetNoDefaultContentType(true)
+		res, _ := c.Serve(t0, &req, resp, fetch)
+		return res, resp
+	}
+	serve()
+	c.Wait()
+	res, resp := serve()
+	if res != Hit || resp.StatusCode() != 203 {
+		t.Fatalf("%s %d, want HIT 203", res, resp.StatusCode())
+	}
+	head := string(resp.Header.Header())
+	if i, j := strings.Index(head, "Link: <a>"), strings.Index(head, "Link: <b>"); i < 0 || j < i {
+		t.Errorf("repeated Link fields lost or reordered:\n%s", head)
+	}
+	if strings.Contains(strings.ToLower(head), "content-type") {
+		t.Errorf("hit gained a Content-Type the origin never sent:\n%s", head)
 	}
 }
 

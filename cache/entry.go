@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 )
@@ -11,11 +12,12 @@ import (
 // entry is one cached response, or a variant marker. Entries are immutable once built and shared
 // by every reader: nothing in them refers to a fasthttp buffer, everything was copied.
 type entry struct {
-	key    []byte // the full key: detects hash collisions, and holds the path for Purge
-	status int
-	hdr    []byte // header names and values back to back, indexed by kv
-	kv     []span
-	body   []byte
+	key []byte // the full key: detects hash collisions, and holds the path for Purge
+	// head is the stored status line and fields, already parsed into fasthttp's own form: a hit
+	// copies it wholesale (ResponseHeader.CopyTo, a memmove per field) instead of setting each
+	// field, which re-validates and searches the fields set so far, O(n²) per hit.
+	head fasthttp.ResponseHeader
+	body []byte
 
 	// Unix nanoseconds. stored is the Age origin (upstream Age already subtracted), 0 for a
 	// response that was never stored (a coalesced non-storable answer: no Age stamped).
@@ -25,14 +27,8 @@ type entry struct {
 	// request headers (lower-case, sorted) and the variants live under base key + variant part.
 	vary []string
 
-	cost int64 // the ristretto cost: bytes held, roughly
-}
-
-// span locates one header line in entry.hdr: name hdr[k:v], value hdr[v:end]. repeat marks a
-// name seen before in the same entry.
-type span struct {
-	k, v, end uint32
-	repeat    bool
+	size int64 // key, header and body bytes: what max_entry_bytes bounds
+	cost int64 // the ristretto cost: size plus the fixed overheads, the bytes held, roughly
 }
 
 // Canonical header names and X-Cache values as []byte, for SetCanonical.
@@ -42,8 +38,12 @@ var (
 	resultValues = [...][]byte{[]byte("BYPASS"), []byte("HIT"), []byte("MISS"), []byte("STALE")}
 )
 
-// entryOverhead approximates the fixed bytes of an entry (struct, slice headers) for its cost.
-const entryOverhead = 160
+// entryOverhead approximates the fixed bytes of an entry (struct, slice headers) for its cost,
+// and fieldOverhead those of each stored header field (fasthttp's key/value slice pair).
+const (
+	entryOverhead = 160 + int64(unsafe.Sizeof(fasthttp.ResponseHeader{}))
+	fieldOverhead = 56
+)
 
 // dropAlways are response fields never copied into an entry: hop-by-hop fields (RFC 9110 §7.6.1;
 // the proxy removes them too, this is a second line), fields fasthttp recomputes (Content-Length,
@@ -62,27 +62,31 @@ var dropStored = []string{"Ratelimit", "Ratelimit-Policy", "Retry-After", "Age"}
 func newEntry(key []byte, resp *fasthttp.Response, stored bool) *entry {
 	body := resp.Body()
 	e := &entry{
-		key:    append([]byte(nil), key...), // copied: key is a pooled buffer
-		status: resp.StatusCode(),
+		key: append([]byte(nil), key...), // copied: key is a pooled buffer
 		// Copied: fasthttp reuses resp's buffers. Exact capacity, so an append by a reader of
 		// a hit's body (SetBodyRaw) always reallocates and never writes into this entry.
 		body: append(make([]byte, 0, len(body)), body...),
 	}
+	// Replay exactly what the origin sent: CopyTo carries this flag to every hit, so a response
+	// that had no Content-Type does not gain fasthttp's default one.
+	e.head.SetNoDefaultContentType(true)
+	e.head.SetStatusCode(resp.StatusCode())
 	for k, v := range resp.Header.All() {
 		if dropField(k, stored) {
 			continue
 		}
-		s := span{k: uint32(len(e.hdr))}
-		e.hdr = append(e.hdr, k...)
-		s.v = uint32(len(e.hdr))
-		e.hdr = append(e.hdr, v...)
-		s.end = uint32(len(e.hdr))
-		for _, p := range e.kv {
-			s.repeat = s.repeat || strings.EqualFold(string(e.hdr[p.k:p.v]), string(k))
+		// Names came out of a parsed fasthttp header, so they are already in the form fasthttp
+		// keeps (SetCanonical skips re-normalising); a repeated name is kept repeated.
+		if e.head.PeekBytes(k) != nil {
+			e.head.AddBytesKV(k, v)
+		} else {
+			e.head.SetCanonical(k, v)
 		}
-		e.kv = append(e.kv, s)
+		e.size += int64(len(k) + len(v))
+		e.cost += fieldOverhead
 	}
-	e.cost = int64(len(e.key)+len(e.hdr)+len(e.body)+12*len(e.kv)) + entryOverhead
+	e.size += int64(len(e.key) + len(e.body))
+	e.cost += e.size + entryOverhead
 	return e
 }
 
@@ -116,16 +120,7 @@ func dropField(k []byte, stored bool) bool {
 // resp must not be modified in place afterwards (appending or replacing is fine).
 func (e *entry) writeTo(resp *fasthttp.Response, now time.Time, r Result) {
 	resp.Reset()
-	resp.SetStatusCode(e.status)
-	for _, s := range e.kv {
-		// Names came out of a parsed fasthttp header, so they are already in the form fasthttp
-		// keeps: SetCanonical skips re-normalising them, a third of the hit path's cost.
-		if s.repeat {
-			resp.Header.AddBytesKV(e.hdr[s.k:s.v], e.hdr[s.v:s.end])
-		} else {
-			resp.Header.SetCanonical(e.hdr[s.k:s.v], e.hdr[s.v:s.end])
-		}
-	}
+	e.head.CopyTo(&resp.Header)
 	resp.SetBodyRaw(e.body)
 	resp.Header.SetCanonical(xCacheName, resultValues[r])
 	if e.stored != 0 {

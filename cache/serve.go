@@ -169,8 +169,11 @@ func (c *Cache) store(now time.Time, st *state, r *rule, s *scratch, cl *call, r
 		s.variant = appendVariant(append(s.variant[:0], base...), &s.hdr, f.vary)
 		key = s.variant
 	}
+	if int64(len(resp.Body())) > st.maxEntry {
+		return nil // too big whatever its header: not worth copying
+	}
 	e := newEntry(key, resp, true)
-	if e.cost > st.maxEntry {
+	if e.size > st.maxEntry {
 		return nil
 	}
 	if len(f.vary) > 0 {
