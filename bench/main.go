@@ -72,8 +72,8 @@ func parseFlags(args []string) (options, error) {
 	var o options
 	var scen, targ string
 	fs.StringVar(&o.bin, "bin", "", "directory holding prebuilt meliproxy and mockmeli (default: go build them into a temp dir)")
-	fs.DurationVar(&o.duration, "duration", 8*time.Second, "length of each wrk run")
-	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds per throughput scenario (medians are reported)")
+	fs.DurationVar(&o.duration, "duration", 6*time.Second, "length of each wrk run")
+	fs.IntVar(&o.rounds, "rounds", 5, "interleaved rounds per throughput scenario (medians are reported)")
 	fs.IntVar(&o.conns, "connections", 128, "wrk connections")
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
 	fs.StringVar(&scen, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ", "))
