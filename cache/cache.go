@@ -245,12 +245,38 @@ func (st *state) match(req *fasthttp.Request) *rule {
 		if !r.matches(path) {
 			continue
 		}
-		if !r.allowAuth && (len(h.Peek(fasthttp.HeaderAuthorization)) > 0 || len(h.Peek(fasthttp.HeaderCookie)) > 0) {
+		credentials, partial := scanRequest(h)
+		if partial || (credentials && !r.allowAuth) {
 			return nil
 		}
 		return r
 	}
 	return nil
+}
+
+// scanRequest reads h's fields once (cheaper than a Peek per name, each of which copies and
+// normalises the name) for what decides a bypass:
+//   - credentials: Authorization or Cookie with a value;
+//   - partial: Range, If-Range, If-Match or If-Unmodified-Since. Their answers (206, 412) are
+//     for this request alone: never stored, and never to be handed to coalesced requests that
+//     asked for the whole resource. If-None-Match and If-Modified-Since are not here: the
+//     cache answers those itself (conditional.go).
+func scanRequest(h *fasthttp.RequestHeader) (credentials, partial bool) {
+	for k, v := range h.All() {
+		switch len(k) {
+		case len(fasthttp.HeaderRange):
+			partial = partial || bytes.EqualFold(k, []byte(fasthttp.HeaderRange))
+		case len(fasthttp.HeaderCookie):
+			credentials = credentials || (len(v) > 0 && bytes.EqualFold(k, []byte(fasthttp.HeaderCookie)))
+		case len(fasthttp.HeaderIfMatch): // and If-Range, the same length
+			partial = partial || bytes.EqualFold(k, []byte(fasthttp.HeaderIfMatch)) || bytes.EqualFold(k, []byte(fasthttp.HeaderIfRange))
+		case len(fasthttp.HeaderAuthorization):
+			credentials = credentials || (len(v) > 0 && bytes.EqualFold(k, []byte(fasthttp.HeaderAuthorization)))
+		case len(fasthttp.HeaderIfUnmodifiedSince):
+			partial = partial || bytes.EqualFold(k, []byte(fasthttp.HeaderIfUnmodifiedSince))
+		}
+	}
+	return credentials, partial
 }
 
 // Purge removes the entries whose path starts with prefix ("" = all) and returns how many

@@ -19,6 +19,11 @@ type entry struct {
 	head fasthttp.ResponseHeader
 	body []byte
 
+	// The validators of a stored 200, for conditional requests (conditional.go): read once here
+	// because head is shared by every reader and its Peek writes into a scratch buffer.
+	etag         []byte
+	lastModified time.Time
+
 	// Unix nanoseconds. stored is the Age origin (upstream Age already subtracted), 0 for a
 	// response that was never stored (a coalesced non-storable answer: no Age stamped).
 	stored, expires, staleUntil int64
@@ -84,6 +89,12 @@ func newEntry(key []byte, resp *fasthttp.Response, stored bool) *entry {
 		}
 		e.size += int64(len(k) + len(v))
 		e.cost += fieldOverhead
+	}
+	if v := resp.Header.Peek(fasthttp.HeaderETag); v != nil {
+		e.etag = append([]byte(nil), v...)
+	}
+	if v := resp.Header.Peek(fasthttp.HeaderLastModified); v != nil {
+		e.lastModified, _ = fasthttp.ParseHTTPDate(v) // zero when invalid: never validated against
 	}
 	e.size += int64(len(e.key) + len(e.body))
 	e.cost += e.size + entryOverhead

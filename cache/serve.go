@@ -51,6 +51,9 @@ func (c *Cache) Serve(now time.Time, req *fasthttp.Request, resp *fasthttp.Respo
 	if e != nil && now.UnixNano() < e.expires {
 		e.writeTo(resp, now, Hit)
 		resp.SkipBody = req.Header.IsHead()
+		if e.notModified(&req.Header) {
+			writeNotModified(resp)
+		}
 		c.m.hit.Add(1)
 		return Hit, nil
 	}
@@ -109,6 +112,9 @@ func (c *Cache) follow(now time.Time, st *state, r *rule, s *scratch, cl *call,
 	}
 	cl.entry.writeTo(resp, now, cl.result)
 	resp.SkipBody = req.Header.IsHead()
+	if cl.entry.notModified(&req.Header) {
+		writeNotModified(resp)
+	}
 	return cl.result, nil
 }
 
@@ -125,6 +131,7 @@ func (c *Cache) lead(now time.Time, st *state, r *rule, s *scratch, h uint64, cl
 	}()
 	gen := c.gen.Load()
 	req.Header.CopyTo(&s.hdr) // the client's headers: fetch may rewrite req's
+	stripConditional(&req.Header)
 	head := req.Header.IsHead()
 	if head {
 		req.Header.SetMethod(fasthttp.MethodGet)
@@ -152,6 +159,9 @@ func (c *Cache) lead(now time.Time, st *state, r *rule, s *scratch, h uint64, cl
 	close(cl.done)
 	published = true
 	resp.SkipBody = head
+	if cl.result == Miss && cl.entry != nil && cl.entry.notModified(&s.hdr) {
+		writeNotModified(resp)
+	}
 	return cl.result, err
 }
 

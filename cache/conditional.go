@@ -1,0 +1,102 @@
+package cache
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Conditional requests (RFC 9110 §13, RFC 9111 §4.3.2): a client that already holds the stored
+// response, and says so with If-None-Match or If-Modified-Since, gets 304 Not Modified from memory
+// instead of the whole body again, as from nginx's proxy_cache. Only a 200 is validated; anything
+// else answers as it would without the condition.
+//
+// On a miss the leader's fetch goes upstream without those two fields (stripConditional), as
+// nginx does: the cache needs the whole 200 to store it and to hand it to coalesced requests,
+// and an upstream 304 would be neither. The client's condition is then evaluated against what
+// came back.
+
+// notModified reports whether the request preconditions in h say the client's copy of e is current, so a hit
+// may be answered with 304. If-None-Match, when present, decides alone (§13.2.2); If-Modified-Since
+// counts only without it and only against a stored Last-Modified.
+func (e *entry) notModified(h *fasthttp.RequestHeader) bool {
+	if e.head.StatusCode() != fasthttp.StatusOK {
+		return false
+	}
+	if inm := h.Peek(fasthttp.HeaderIfNoneMatch); inm != nil {
+		return etagListMatches(inm, e.etag)
+	}
+	if e.lastModified.IsZero() {
+		return false
+	}
+	ims := h.Peek(fasthttp.HeaderIfModifiedSince)
+	if ims == nil {
+		return false
+	}
+	since, err := fasthttp.ParseHTTPDate(ims)
+	// An invalid date is ignored (§13.1.3).
+	return err == nil && !e.lastModified.After(since)
+}
+
+// etagListMatches reports whether the If-None-Match field value list matches etag by weak
+// comparison (§8.8.3.2: the W/ prefixes are ignored, the opaque tags must be equal). "*" matches
+// any stored representation. The list is read tag by tag, not split on commas: a comma is a
+// legal character inside an entity tag. A malformed member is skipped up to the next comma.
+func etagListMatches(list, etag []byte) bool {
+	if bytes.Equal(bytes.TrimSpace(list), []byte("*")) {
+		return true
+	}
+	want, ok := opaqueTag(etag)
+	if !ok {
+		return false
+	}
+	for {
+		list = bytes.TrimLeft(list, " \t,")
+		if len(list) == 0 {
+			return false
+		}
+		list = bytes.TrimPrefix(list, []byte("W/"))
+		if len(list) == 0 {
+			return false
+		}
+		if list[0] != '"' {
+			i := bytes.IndexByte(list, ',')
+			if i < 0 {
+				return false
+			}
+			list = list[i+1:]
+			continue
+		}
+		end := bytes.IndexByte(list[1:], '"')
+		if end < 0 {
+			return false
+		}
+		if bytes.Equal(list[:end+2], want) {
+			return true
+		}
+		list = list[end+2:]
+	}
+}
+
+// opaqueTag returns the quoted part of an entity tag (`"x"` or `W/"x"`), quotes included.
+func opaqueTag(tag []byte) ([]byte, bool) {
+	tag = bytes.TrimPrefix(tag, []byte("W/"))
+	if len(tag) < 2 || tag[0] != '"' || tag[len(tag)-1] != '"' || bytes.IndexByte(tag[1:len(tag)-1], '"') >= 0 {
+		return nil, false
+	}
+	return tag, true
+}
+
+// stripConditional removes the preconditions the cache evaluates itself from a request about
+// to be fetched for the cache.
+func stripConditional(h *fasthttp.RequestHeader) {
+	h.Del(fasthttp.HeaderIfNoneMatch)
+	h.Del(fasthttp.HeaderIfModifiedSince)
+}
+
+// writeNotModified turns a hit already written into resp into its 304: same fields (ETag,
+// Cache-Control, Expires, Vary, Age, X-Cache... which §15.4.5 asks for), no body.
+func writeNotModified(resp *fasthttp.Response) {
+	resp.SetStatusCode(fasthttp.StatusNotModified)
+	resp.SkipBody = true
+}
