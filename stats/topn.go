@@ -10,7 +10,6 @@ type ssEntry struct {
 	hash  uint64
 	count uint64 // estimated count: never below the true count
 	err   uint64 // overestimation bound: true count >= count-err
-	heap  int32  // position in sketch.heap
 	klen  uint16
 	trunc bool // the path was longer than MaxKeyLen
 	key   [keyBufLen]byte
@@ -32,13 +31,16 @@ type sketch struct {
 	entries []ssEntry
 	n       int        // entries in use
 	heap    []heapItem // min-heap by count, kept only once the sketch is full
+	pos     []int32    // entry index -> its position in heap
 	table   []int16    // entry index+1 per hash slot, 0 = empty
 	mask    uint64
 }
 
 // heapItem mirrors an entry's count next to its index, so sifting compares 16-byte items in one
 // small array instead of reading ~300-byte entries: under a flood of new keys every request
-// evicts, and the comparisons' cache misses were 30% of Record.
+// evicts, and the comparisons' cache misses were 30% of Record. For the same reason each entry's
+// heap position lives in the compact sketch.pos, not in the entry: a sift writes one position
+// per level, and in the entries each write was a cache miss of its own.
 type heapItem struct {
 	count uint64
 	idx   int32
@@ -53,6 +55,7 @@ func newSketch(capacity int) *sketch {
 	return &sketch{
 		entries: make([]ssEntry, capacity),
 		heap:    make([]heapItem, 0, capacity),
+		pos:     make([]int32, capacity),
 		table:   make([]int16, size),
 		mask:    uint64(size - 1),
 	}
@@ -71,8 +74,9 @@ func (s *sketch) add(h uint64, a, b []byte) {
 		if e := &s.entries[ix-1]; e.hash == h {
 			e.count++
 			if s.n == len(s.entries) {
-				s.heap[e.heap].count = e.count
-				s.down(int(e.heap))
+				p := s.pos[ix-1]
+				s.heap[p].count = e.count
+				s.down(int(p))
 			}
 			return
 		}
@@ -85,7 +89,7 @@ func (s *sketch) add(h uint64, a, b []byte) {
 		e.count, e.err = 1, 0
 		s.setKey(e, h, a, b)
 		s.table[pos] = int16(i + 1)
-		e.heap = int32(len(s.heap))
+		s.pos[i] = int32(len(s.heap))
 		s.heap = append(s.heap, heapItem{idx: int32(i)}) // within capacity: no allocation
 		if s.n == len(s.entries) {
 			s.heapify()
@@ -146,16 +150,6 @@ func (s *sketch) remove(h uint64) {
 	s.table[i] = 0
 }
 
-func (s *sketch) less(a, b int) bool {
-	return s.heap[a].count < s.heap[b].count
-}
-
-func (s *sketch) swap(a, b int) {
-	s.heap[a], s.heap[b] = s.heap[b], s.heap[a]
-	s.entries[s.heap[a].idx].heap = int32(a)
-	s.entries[s.heap[b].idx].heap = int32(b)
-}
-
 // heapify orders the heap. The heap is kept only once the sketch is full:
 // before that no key is evicted, so increments skip the sift (most minutes
 // of most shards never fill).
@@ -168,22 +162,28 @@ func (s *sketch) heapify() {
 	}
 }
 
+// down sifts heap[i] toward the leaves. It moves the hole rather than swapping: each level
+// writes one item and one position instead of two of each.
 func (s *sketch) down(i int) {
 	n := len(s.heap)
+	it := s.heap[i]
 	for {
 		c := 2*i + 1
 		if c >= n {
-			return
+			break
 		}
-		if c+1 < n && s.less(c+1, c) {
+		if c+1 < n && s.heap[c+1].count < s.heap[c].count {
 			c++
 		}
-		if !s.less(c, i) {
-			return
+		if s.heap[c].count >= it.count {
+			break
 		}
-		s.swap(i, c)
+		s.heap[i] = s.heap[c]
+		s.pos[s.heap[i].idx] = int32(i)
 		i = c
 	}
+	s.heap[i] = it
+	s.pos[it.idx] = int32(i)
 }
 
 // reset empties the sketch, keeping its memory.

@@ -47,12 +47,12 @@ func checkSketch(t *testing.T, s *sketch, adds uint64) {
 		if !found {
 			t.Fatalf("entry %d (hash %x) not reachable in the table", i, e.hash)
 		}
-		if s.n == len(s.entries) && (int(s.heap[e.heap].idx) != i || s.heap[e.heap].count != e.count) {
+		if s.n == len(s.entries) && (int(s.heap[s.pos[i]].idx) != i || s.heap[s.pos[i]].count != e.count) {
 			t.Fatalf("entry %d heap back-pointer or mirrored count wrong", i)
 		}
 	}
 	for i := 1; s.n == len(s.entries) && i < len(s.heap); i++ {
-		if s.less(i, (i-1)/2) {
+		if s.heap[i].count < s.heap[(i-1)/2].count {
 			t.Fatalf("heap order broken at %d", i)
 		}
 	}
