@@ -254,20 +254,27 @@ func (st *state) match(req *fasthttp.Request) *rule {
 	return nil
 }
 
-// scanRequest reads h's fields once (cheaper than a Peek per name, each of which copies and
-// normalises the name) for what decides a bypass:
+// scanRequest reads h's fields for what decides a bypass:
 //   - credentials: Authorization or Cookie with a value;
 //   - partial: Range, If-Range, If-Match or If-Unmodified-Since. Their answers (206, 412) are
 //     for this request alone: never stored, and never to be handed to coalesced requests that
 //     asked for the whole resource. If-None-Match and If-Modified-Since are not here: the
 //     cache answers those itself (conditional.go).
+//
+// Without a Cookie it reads the fields in one pass, cheaper than a Peek per name (each copies and
+// normalises the name). With one it peeks: h.All would parse the cookies, and fasthttp then
+// forwards them re-serialised instead of byte for byte.
 func scanRequest(h *fasthttp.RequestHeader) (credentials, partial bool) {
+	if len(h.Peek(fasthttp.HeaderCookie)) > 0 {
+		for _, name := range []string{fasthttp.HeaderRange, fasthttp.HeaderIfRange, fasthttp.HeaderIfMatch, fasthttp.HeaderIfUnmodifiedSince} {
+			partial = partial || h.Peek(name) != nil
+		}
+		return true, partial
+	}
 	for k, v := range h.All() {
 		switch len(k) {
 		case len(fasthttp.HeaderRange):
 			partial = partial || bytes.EqualFold(k, []byte(fasthttp.HeaderRange))
-		case len(fasthttp.HeaderCookie):
-			credentials = credentials || (len(v) > 0 && bytes.EqualFold(k, []byte(fasthttp.HeaderCookie)))
 		case len(fasthttp.HeaderIfMatch): // and If-Range, the same length
 			partial = partial || bytes.EqualFold(k, []byte(fasthttp.HeaderIfMatch)) || bytes.EqualFold(k, []byte(fasthttp.HeaderIfRange))
 		case len(fasthttp.HeaderAuthorization):
