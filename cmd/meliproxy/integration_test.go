@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -247,6 +248,47 @@ func TestIntegrationMethodsQueryAndBody(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIntegrationCachedPathForwardsFieldsVerbatim: a request on a path a cache rule covers, but
+// which must bypass the cache (Cookie, Range), still reaches the upstream with its fields as sent:
+// deciding the bypass must not rewrite them (fasthttp re-serialises a Cookie once it is parsed).
+func TestIntegrationCachedPathForwardsFieldsVerbatim(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	n := startProxy(t, "http://"+mock, "[cache]\n[[cache.rules]]\nid = \"echo\"\npaths = [\"/echo\"]\n")
+	for _, fields := range [][2]string{{"Cookie", "a=1;b=2"}, {"Range", "bytes=0-10"}} {
+		req, err := http.NewRequest("GET", "http://"+n.addr+"/echo", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(fields[0], fields[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var echo struct{ Headers [][2]string }
+		err = json.NewDecoder(resp.Body).Decode(&echo)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if xc := resp.Header.Get("X-Cache"); xc != "BYPASS" {
+			t.Errorf("%s: X-Cache %q, want BYPASS", fields[0], xc)
+		}
+		found := false
+		for _, h := range echo.Headers {
+			if strings.EqualFold(h[0], fields[0]) {
+				found = true
+				if h[1] != fields[1] {
+					t.Errorf("%s reached the upstream as %q, want %q", fields[0], h[1], fields[1])
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s did not reach the upstream: %v", fields[0], echo.Headers)
+		}
 	}
 }
 
