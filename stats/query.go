@@ -1,7 +1,9 @@
 package stats
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -105,15 +107,50 @@ func (s *Stats) collect(from, to time.Time) (*agg, string, time.Time, time.Time,
 	minuteCut := s.clock().Add(-s.cfg.MinuteRetention)
 	if !from.Before(minuteCut) && to.Sub(from) <= 24*time.Hour {
 		from = from.Truncate(time.Minute)
-		err := s.st.read(bucketMinutes, from.Unix(), endUnix(to), a.addRollup)
+		err := s.read(bucketMinutes, from.Unix(), endUnix(to), a.addRollup)
 		return a, "minute", from, to, err
 	}
 	from = from.Truncate(time.Hour)
 	if t := to.Truncate(time.Hour); !t.Equal(to) {
 		to = t.Add(time.Hour)
 	}
-	err := s.st.read(bucketHours, from.Unix(), endUnix(to), a.addRollup)
+	err := s.read(bucketHours, from.Unix(), endUnix(to), a.addRollup)
 	return a, "hour", from, to, err
+}
+
+// read calls f, in order of start, for the stored rollups of bucket starting in [from, end) and
+// for the minutes still queued in memory whose minute (bucketMinutes) or hour (bucketHours)
+// starts there. Minutes are queued while the store fails (full disk, read-only file system):
+// they are recorded requests the store will hold once it recovers, so answers must not freeze at
+// the last good flush. A queued minute comes as its own rollup, after its stored hour's.
+func (s *Stats) read(bucket []byte, from, end int64, f func(r *rollup)) error {
+	// Held so that no flush moves minutes from the queue to the store between the two reads.
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	step := int64(60)
+	if string(bucket) == string(bucketHours) {
+		step = 3600
+	}
+	var queued []*rollup
+	s.pendMu.Lock()
+	for m, p := range s.pending {
+		if b := m * 60 / step * step; b >= from && b < end {
+			queued = append(queued, p.rollup(m*60, s.keep))
+		}
+	}
+	s.pendMu.Unlock()
+	slices.SortFunc(queued, func(x, y *rollup) int { return cmp.Compare(x.Start, y.Start) })
+	err := s.st.read(bucket, from, end, func(r *rollup) {
+		for len(queued) > 0 && queued[0].Start < r.Start {
+			f(queued[0])
+			queued = queued[1:]
+		}
+		f(r)
+	})
+	for _, q := range queued {
+		f(q)
+	}
+	return err
 }
 
 // endUnix is the exclusive end of [from, to) in whole seconds, rounded up: rollups are keyed by
@@ -191,7 +228,7 @@ func (s *Stats) Series(step string, from, to time.Time) (*Series, error) {
 		sr.Points = append(sr.Points, point(cur, d, a))
 		cur, a = cur.Add(d), newAgg()
 	}
-	err = s.st.read(bucket, from.Unix(), endUnix(to), func(r *rollup) {
+	err = s.read(bucket, from.Unix(), endUnix(to), func(r *rollup) {
 		for !time.Unix(r.Start, 0).Before(cur.Add(d)) {
 			emit()
 		}
@@ -264,7 +301,7 @@ func (s *Stats) StatusByPeriod(group string, from, to time.Time) (*StatusReport,
 	from = from.UTC().Truncate(time.Hour)
 	rep := &StatusReport{Group: group, From: from, To: to.UTC(), Periods: []StatusPeriod{}}
 	var cur *StatusPeriod
-	err := s.st.read(bucketHours, from.Unix(), endUnix(to), func(r *rollup) {
+	err := s.read(bucketHours, from.Unix(), endUnix(to), func(r *rollup) {
 		start, label := periodOf(group, time.Unix(r.Start, 0))
 		if cur == nil || cur.Period != label {
 			rep.Periods = append(rep.Periods, StatusPeriod{Period: label, Start: start, Status: map[string]uint64{}})
