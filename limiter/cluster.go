@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -112,16 +113,25 @@ func newCluster(cfg ClusterConfig, log *slog.Logger) *cluster {
 		cfg: cfg,
 		log: log.With("component", "cluster", "node", cfg.NodeID),
 		rdb: redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs:         cfg.Addrs,
+			// A copy: go-redis's cluster client appends the node addresses it
+			// discovers to the slice it is given, so two clients built from
+			// one ClusterConfig whose Addrs has spare capacity write the same
+			// array (a data race TestClusterRedisCluster hit under -race).
+			Addrs:         slices.Clone(cfg.Addrs),
 			MasterName:    cfg.MasterName,
 			IsClusterMode: cfg.RedisCluster,
 			Username:      cfg.Username,
 			Password:      cfg.Password,
-			DB:            cfg.DB,
-			DialTimeout:   cfg.Timeout,
-			DialerRetries: 1,
-			ReadTimeout:   cfg.Timeout,
-			WriteTimeout:  cfg.Timeout,
+			// go-redis sends Password to the master only; a Sentinel with
+			// requirepass answered NOAUTH and the node stayed degraded. A
+			// Sentinel without a password accepts it (HELLO AUTH to a user
+			// without password succeeds). TestClusterSentinel covers both.
+			SentinelPassword: cfg.Password,
+			DB:               cfg.DB,
+			DialTimeout:      cfg.Timeout,
+			DialerRetries:    1,
+			ReadTimeout:      cfg.Timeout,
+			WriteTimeout:     cfg.Timeout,
 			// One goroutine talks to Redis: a small pool, no retries (the next
 			// sync is the retry), no per-connection identity chatter.
 			PoolSize:        4,

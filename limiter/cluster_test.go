@@ -121,11 +121,22 @@ func closedAddr(t testing.TB) string {
 // prefix of their own, and waits until each counts n live nodes.
 func clusterNodes(t testing.TB, addr string, n int, cfg Config) []*Limiter {
 	t.Helper()
-	prefix := fmt.Sprintf("test:%s:%d:", t.Name(), time.Now().UnixNano())
+	return clusterNodesOn(t, ClusterConfig{Addrs: []string{addr}}, n, cfg)
+}
+
+// clusterNodesOn is clusterNodes through the Redis that cc names, any
+// topology. Each node gets its NodeID and a 1s HeartbeatTTL; the KeyPrefix is
+// cc's, or one of their own if cc has none.
+func clusterNodesOn(t testing.TB, cc ClusterConfig, n int, cfg Config) []*Limiter {
+	t.Helper()
+	if cc.KeyPrefix == "" {
+		cc.KeyPrefix = fmt.Sprintf("test:%s:%d:", t.Name(), time.Now().UnixNano())
+	}
+	cc.HeartbeatTTL = time.Second
 	nodes := make([]*Limiter, n)
 	for i := range nodes {
 		nodes[i] = newLimiter(t, cfg)
-		cc := ClusterConfig{Addrs: []string{addr}, NodeID: fmt.Sprint("node", i), KeyPrefix: prefix, HeartbeatTTL: time.Second}
+		cc.NodeID = fmt.Sprint("node", i)
 		if err := nodes[i].StartCluster(cc, nil); err != nil {
 			t.Fatal(err)
 		}

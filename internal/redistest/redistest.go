@@ -1,5 +1,7 @@
 // Package redistest runs a real redis-server on a loopback port for tests, the way httptest runs
-// an HTTP server: the test owns the process, stops it by PID, and can restart it empty.
+// an HTTP server: the test owns the process, stops it by PID, and can restart it empty. It also
+// runs the other topologies a client may be given: a master behind a Sentinel (StartSentinel) and
+// a Redis Cluster of three masters (StartCluster).
 package redistest
 
 import (
@@ -23,6 +25,8 @@ type Server struct {
 	Addr string
 
 	t    testing.TB
+	conf string   // config file given first; with it, args alone follow (a Sentinel)
+	args []string // arguments after Start's defaults, or after conf
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -32,21 +36,48 @@ type Server struct {
 // the test is skipped, unless CI=true: there it fails, because .ci/deps installs it.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is not installed (CI=true): run .ci/deps: %v", err)
-		}
-		t.Skip("redis-server is not installed (set CI=true to fail instead)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{t: t, Addr: ln.Addr().String()}
-	ln.Close()
-	s.Start()
+	need(t, "redis-server")
+	return start(t, &Server{Addr: freeAddrs(t, 1)[0]})
+}
+
+// start runs s for the test and kills it at cleanup; the cleanup is registered first, so a
+// server that does not answer in time is killed too.
+func start(t testing.TB, s *Server) *Server {
+	t.Helper()
+	s.t = t
 	t.Cleanup(s.Stop)
+	s.Start()
 	return s
+}
+
+// need skips the test when one of the programs is missing, or fails it when CI=true: .ci/deps
+// installs them there.
+func need(t testing.TB, programs ...string) {
+	t.Helper()
+	for _, p := range programs {
+		if _, err := exec.LookPath(p); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed (CI=true): run .ci/deps: %v", p, err)
+			}
+			t.Skipf("%s is not installed (set CI=true to fail instead)", p)
+		}
+	}
+}
+
+// freeAddrs returns n loopback addresses whose ports were free a moment ago. The listeners are
+// held until all n are chosen, so the n ports differ.
+func freeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
+	}
+	return addrs
 }
 
 // Start runs redis-server on s.Addr and waits until it answers PING. After Stop it is a restart
@@ -54,8 +85,12 @@ func Start(t testing.TB) *Server {
 func (s *Server) Start() {
 	s.t.Helper()
 	_, port, _ := net.SplitHostPort(s.Addr)
-	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+	args := []string{"--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--loglevel", "warning"}
+	if s.conf != "" {
+		args = []string{s.conf}
+	}
+	cmd := exec.Command("redis-server", append(args, s.args...)...)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
@@ -69,7 +104,7 @@ func (s *Server) Start() {
 			return
 		}
 	}
-	s.t.Fatalf("redis-server on %s did not answer PING", s.Addr)
+	s.t.Fatalf("redis-server on %s did not answer PING within 5s", s.Addr)
 }
 
 // Stop kills the server by PID and waits for it; a no-op when stopped.
@@ -86,7 +121,7 @@ func (s *Server) Stop() {
 }
 
 // Commands returns how many commands the server has executed (INFO commandstats), those run by
-// scripts included, INFO and HELLO excluded.
+// scripts included, INFO and HELLO excluded. It needs a server without a password.
 func (s *Server) Commands() int64 {
 	s.t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, DisableIdentity: true, Protocol: 2})
@@ -122,5 +157,6 @@ func ping(addr string) bool {
 		return false
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
+	// NOAUTH: a server with requirepass is up too.
+	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
 }
