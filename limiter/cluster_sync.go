@@ -169,46 +169,84 @@ type round struct {
 }
 
 // exchange sends the heartbeat (if beat), the batch and the read of recent
-// announcements (if listen) in one pipeline. After a Redis restart the
-// scripts are gone (NOSCRIPT): they are loaded and the round retried once.
+// announcements (if listen) in one pipeline. After a Redis restart or
+// failover the scripts are gone (NOSCRIPT): they are loaded and only the
+// script calls that failed are sent again. Resending the whole round would
+// apply twice the takes that had succeeded, which in a Redis Cluster where
+// one shard lost its scripts are all the keys of the other shards.
 func (c *cluster) exchange(ctx context.Context, now time.Time, beat, listen bool, batch []syncItem) (res round, err error) {
 	hotKey := c.key("hot")
-	for attempt := 0; ; attempt++ {
-		pipe := c.rdb.Pipeline()
-		var beatCmd *redis.Cmd
-		if beat {
-			beatCmd = beatScript.EvalSha(ctx, pipe, []string{c.key("nodes")}, c.cfg.NodeID, c.cfg.HeartbeatTTL.Milliseconds())
-			pipe.ZRemRangeByScore(ctx, hotKey, "-inf", itoa(now.Add(-announceWindow).UnixMilli()))
-		}
-		c.queue(ctx, pipe, batch)
-		var hotCmd *redis.StringSliceCmd
-		if listen {
-			hotCmd = pipe.ZRangeByScore(ctx, hotKey, &redis.ZRangeBy{Min: itoa(now.Add(-announceWindow).UnixMilli()), Max: "+inf"})
-		}
-		c.ops.Add(uint64(pipe.Len()))
-		_, err = pipe.Exec(ctx)
-		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			c.ops.Add(2)
-			if err = beatScript.Load(ctx, c.rdb).Err(); err == nil {
-				err = takeScript.Load(ctx, c.rdb).Err()
-			}
-			if err == nil {
-				continue
-			}
-		}
-		if err != nil {
+	pipe := c.rdb.Pipeline()
+	var beatCmd *redis.Cmd
+	if beat {
+		beatCmd = c.beatCmd(ctx, pipe)
+		pipe.ZRemRangeByScore(ctx, hotKey, "-inf", itoa(now.Add(-announceWindow).UnixMilli()))
+	}
+	c.queue(ctx, pipe, batch)
+	var hotCmd *redis.StringSliceCmd
+	if listen {
+		hotCmd = pipe.ZRangeByScore(ctx, hotKey, &redis.ZRangeBy{Min: itoa(now.Add(-announceWindow).UnixMilli()), Max: "+inf"})
+	}
+	c.ops.Add(uint64(pipe.Len()))
+	cmds, err := pipe.Exec(ctx)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err = c.resendNoScript(ctx, cmds, &beatCmd, batch); err != nil {
 			return res, err
 		}
-		if beat {
-			if res.nodes, err = beatCmd.Int64(); err != nil {
-				return res, err
-			}
-		}
-		if listen {
-			res.hot = hotCmd.Val()
-		}
-		return res, nil
 	}
+	if err != nil {
+		return res, err
+	}
+	if beat {
+		if res.nodes, err = beatCmd.Int64(); err != nil {
+			return res, err
+		}
+	}
+	if listen {
+		res.hot = hotCmd.Val()
+	}
+	return res, nil
+}
+
+// resendNoScript loads both scripts and sends again, in a second pipeline,
+// exactly the script calls of a round that failed with NOSCRIPT; beatCmd and
+// the items' cmd are replaced by their new calls. It returns the first error
+// of the round that is not NOSCRIPT, or of the resend.
+func (c *cluster) resendNoScript(ctx context.Context, cmds []redis.Cmder, beatCmd **redis.Cmd, batch []syncItem) error {
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return err
+		}
+	}
+	c.ops.Add(2)
+	if err := beatScript.Load(ctx, c.rdb).Err(); err != nil {
+		return err
+	}
+	if err := takeScript.Load(ctx, c.rdb).Err(); err != nil {
+		return err
+	}
+	retry := c.rdb.Pipeline()
+	if *beatCmd != nil && (*beatCmd).Err() != nil {
+		*beatCmd = c.beatCmd(ctx, retry)
+	}
+	for i := range batch {
+		if it := &batch[i]; it.cmd != nil && it.cmd.Err() != nil {
+			it.cmd = c.takeCmd(ctx, retry, it)
+		}
+	}
+	c.ops.Add(uint64(retry.Len()))
+	_, err := retry.Exec(ctx)
+	return err
+}
+
+// beatCmd queues this node's heartbeat.
+func (c *cluster) beatCmd(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
+	return beatScript.EvalSha(ctx, pipe, []string{c.key("nodes")}, c.cfg.NodeID, c.cfg.HeartbeatTTL.Milliseconds())
+}
+
+// takeCmd queues the exchange of it with its key's global bucket.
+func (c *cluster) takeCmd(ctx context.Context, pipe redis.Pipeliner, it *syncItem) *redis.Cmd {
+	return takeScript.EvalSha(ctx, pipe, []string{it.rkey}, micros(it.interval), micros(it.tau), it.used, it.refund, it.want)
 }
 
 // queue adds one takeScript call per item to pipe, and the announcements.
@@ -217,8 +255,7 @@ func (c *cluster) queue(ctx context.Context, pipe redis.Pipeliner, batch []syncI
 	for i := range batch {
 		it := &batch[i]
 		if it.used != 0 || it.refund != 0 || it.want != 0 {
-			it.cmd = takeScript.EvalSha(ctx, pipe, []string{it.rkey},
-				micros(it.interval), micros(it.tau), it.used, it.refund, it.want)
+			it.cmd = c.takeCmd(ctx, pipe, it)
 		}
 		if it.announce != "" {
 			ann = append(ann, redis.Z{Score: float64(time.Now().UnixMilli()), Member: it.announce})

@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"strconv"
 	"sync"
@@ -139,4 +140,60 @@ func TestClusterRedisCluster(t *testing.T) {
 	// others from it.
 	clusterNodesOn(t, ClusterConfig{Addrs: rc.Addrs[:1], RedisCluster: true}, 2,
 		Config{Rules: []RuleConfig{{ID: "r", Rate: "10/s", Scope: "cluster"}}})
+}
+
+// TestClusterNoScriptOnOneShard: in a Redis Cluster where one master lost its scripts (it
+// restarted or failed over) and the others did not, a round's takes on the other masters succeed
+// and those on that master fail with NOSCRIPT. Only the failed ones may be sent again: resending
+// the whole round applied the others twice (every key there charged 20 s instead of 10 s).
+func TestClusterNoScriptOnOneShard(t *testing.T) {
+	t.Parallel()
+	cl := redistest.StartCluster(t)
+	ctx := context.Background()
+	cfg := ClusterConfig{Addrs: cl.Addrs, NodeID: "n1", KeyPrefix: "noscript:"}
+	c := newCluster(cfg.withDefaults(), slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { _ = c.rdb.Close() })
+	cc := c.rdb.(*redis.ClusterClient)
+	if err := takeScript.Load(ctx, c.rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// 12 keys, 10 tokens used each, 1 s per token: one take puts each bucket 10 s ahead.
+	batch := make([]syncItem, 12)
+	for i := range batch {
+		batch[i] = syncItem{rkey: c.key("k" + strconv.Itoa(i)), interval: int64(time.Second), tau: int64(time.Millisecond), used: 10}
+	}
+	flushed, err := cc.MasterForKey(ctx, batch[0].rkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flushed.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	onFlushed := 0
+	for i := range batch {
+		m, err := cc.MasterForKey(ctx, batch[i].rkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr == flushed.Options().Addr {
+			onFlushed++
+		}
+	}
+	if onFlushed == 0 || onFlushed == len(batch) {
+		t.Fatalf("%d of %d keys on the flushed master: the test needs both kinds", onFlushed, len(batch))
+	}
+
+	if _, err := c.exchange(ctx, time.Now(), false, false, batch); err != nil {
+		t.Fatalf("round with NOSCRIPT on one master: %v", err)
+	}
+	for i := range batch {
+		v, err := batch[i].cmd.Int64Slice()
+		if err != nil || len(v) != 2 {
+			t.Fatalf("key %d: %v %v", i, v, err)
+		}
+		if ahead := time.Duration(v[1]) * time.Microsecond; ahead < 9*time.Second || ahead > 11*time.Second {
+			t.Errorf("key %d bucket %v ahead after one take of 10 s: charged %.1f times", i, ahead, ahead.Seconds()/10)
+		}
+	}
 }

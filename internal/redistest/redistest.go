@@ -50,10 +50,13 @@ func start(t testing.TB, s *Server) *Server {
 	return s
 }
 
-// need skips the test when one of the programs is missing, or fails it when CI=true: .ci/deps
-// installs them there.
+// need skips the test under -short (make test-short runs no external servers) and when one of
+// the programs is missing, or fails it when CI=true: .ci/deps installs them there.
 func need(t testing.TB, programs ...string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no redis-server")
+	}
 	for _, p := range programs {
 		if _, err := exec.LookPath(p); err != nil {
 			if os.Getenv("CI") == "true" {
