@@ -81,6 +81,7 @@ type scratch struct {
 	params  []param
 	variant []byte
 	hdr     fasthttp.RequestHeader // the client's headers, before fetch rewrites them
+	fields  requestFields          // what match read of the request
 }
 
 // call is one in-flight leader fetch. Waiters read its fields only after done is closed.
@@ -228,16 +229,17 @@ func (c *Cache) set(st *state, e *entry, ttl time.Duration) {
 }
 
 // match returns the rule under which req may use the cache, or nil for a bypass: only GET and
-// HEAD without a body (the key does not cover a body), on a path some rule matches, and without
-// credentials unless that rule allows them.
-func (st *state) match(req *fasthttp.Request) *rule {
+// HEAD without a body (the key does not cover a body), on a path some rule matches, without
+// credentials unless that rule allows them, and not asking for a part or a precondition the
+// cache does not evaluate. It also returns the fields it read.
+func (st *state) match(req *fasthttp.Request) (*rule, requestFields) {
 	h := &req.Header
 	if !h.IsGet() && !h.IsHead() {
-		return nil
+		return nil, requestFields{}
 	}
 	// A parsed request without a body reads -2 (no length announced); -1 is chunked.
 	if n := h.ContentLength(); n > 0 || n == -1 {
-		return nil
+		return nil, requestFields{}
 	}
 	path := req.URI().Path()
 	for i := range st.rules {
@@ -245,45 +247,63 @@ func (st *state) match(req *fasthttp.Request) *rule {
 		if !r.matches(path) {
 			continue
 		}
-		credentials, partial := scanRequest(h)
-		if partial || (credentials && !r.allowAuth) {
-			return nil
+		f := scanRequest(h)
+		if f.partial || (f.credentials && !r.allowAuth) {
+			return nil, f
 		}
-		return r
+		return r, f
 	}
-	return nil
+	return nil, requestFields{}
 }
 
-// scanRequest reads h's fields for what decides a bypass:
-//   - credentials: Authorization or Cookie with a value;
-//   - partial: Range, If-Range, If-Match or If-Unmodified-Since. Their answers (206, 412) are
-//     for this request alone: never stored, and never to be handed to coalesced requests that
-//     asked for the whole resource. If-None-Match and If-Modified-Since are not here: the
-//     cache answers those itself (conditional.go).
-//
-// Without a Cookie it reads the fields in one pass, cheaper than a Peek per name (each copies and
-// normalises the name). With one it peeks: h.All would parse the cookies, and fasthttp then
-// forwards them re-serialised instead of byte for byte.
-func scanRequest(h *fasthttp.RequestHeader) (credentials, partial bool) {
+// requestFields is what the cache needs of a request's fields, read once.
+type requestFields struct {
+	// credentials: Authorization or Cookie with a value.
+	credentials bool
+	// partial: Range, If-Range, If-Match or If-Unmodified-Since. Their answers (206, 412) are for
+	// this request alone: never stored, and never to be handed to coalesced requests that asked
+	// for the whole resource.
+	partial bool
+	// The preconditions the cache evaluates itself (conditional.go), nil when absent. They point
+	// into the request's header: valid until it is modified.
+	ifNoneMatch, ifModifiedSince []byte
+}
+
+// scanRequest reads h's fields for requestFields. Without a Cookie it reads them in one pass,
+// cheaper than a Peek per name (each copies and normalises the name). With one it peeks: h.All
+// would parse the cookies, and fasthttp then forwards them re-serialised instead of byte for byte.
+func scanRequest(h *fasthttp.RequestHeader) requestFields {
+	var f requestFields
 	if len(h.Peek(fasthttp.HeaderCookie)) > 0 {
 		for _, name := range []string{fasthttp.HeaderRange, fasthttp.HeaderIfRange, fasthttp.HeaderIfMatch, fasthttp.HeaderIfUnmodifiedSince} {
-			partial = partial || h.Peek(name) != nil
+			f.partial = f.partial || h.Peek(name) != nil
 		}
-		return true, partial
+		f.credentials = true
+		f.ifNoneMatch, f.ifModifiedSince = h.Peek(fasthttp.HeaderIfNoneMatch), h.Peek(fasthttp.HeaderIfModifiedSince)
+		return f
 	}
 	for k, v := range h.All() {
 		switch len(k) {
 		case len(fasthttp.HeaderRange):
-			partial = partial || bytes.EqualFold(k, []byte(fasthttp.HeaderRange))
+			f.partial = f.partial || bytes.EqualFold(k, []byte(fasthttp.HeaderRange))
 		case len(fasthttp.HeaderIfMatch): // and If-Range, the same length
-			partial = partial || bytes.EqualFold(k, []byte(fasthttp.HeaderIfMatch)) || bytes.EqualFold(k, []byte(fasthttp.HeaderIfRange))
-		case len(fasthttp.HeaderAuthorization):
-			credentials = credentials || (len(v) > 0 && bytes.EqualFold(k, []byte(fasthttp.HeaderAuthorization)))
+			f.partial = f.partial || bytes.EqualFold(k, []byte(fasthttp.HeaderIfMatch)) || bytes.EqualFold(k, []byte(fasthttp.HeaderIfRange))
+		case len(fasthttp.HeaderAuthorization): // and If-None-Match, the same length
+			switch {
+			case bytes.EqualFold(k, []byte(fasthttp.HeaderAuthorization)):
+				f.credentials = f.credentials || len(v) > 0
+			case bytes.EqualFold(k, []byte(fasthttp.HeaderIfNoneMatch)) && f.ifNoneMatch == nil:
+				f.ifNoneMatch = v
+			}
+		case len(fasthttp.HeaderIfModifiedSince):
+			if bytes.EqualFold(k, []byte(fasthttp.HeaderIfModifiedSince)) && f.ifModifiedSince == nil {
+				f.ifModifiedSince = v
+			}
 		case len(fasthttp.HeaderIfUnmodifiedSince):
-			partial = partial || bytes.EqualFold(k, []byte(fasthttp.HeaderIfUnmodifiedSince))
+			f.partial = f.partial || bytes.EqualFold(k, []byte(fasthttp.HeaderIfUnmodifiedSince))
 		}
 	}
-	return credentials, partial
+	return f
 }
 
 // Purge removes the entries whose path starts with prefix ("" = all) and returns how many

@@ -16,24 +16,21 @@ import (
 // and an upstream 304 would be neither. The client's condition is then evaluated against what
 // came back.
 
-// notModified reports whether the request preconditions in h say the client's copy of e is current, so a hit
-// may be answered with 304. If-None-Match, when present, decides alone (§13.2.2); If-Modified-Since
-// counts only without it and only against a stored Last-Modified.
-func (e *entry) notModified(h *fasthttp.RequestHeader) bool {
+// notModified reports whether the client's preconditions (If-None-Match and If-Modified-Since
+// values, nil when absent) say its copy of e is current, so that e may be answered with 304.
+// If-None-Match, when present, decides alone (§13.2.2); If-Modified-Since counts only without it
+// and only against a stored Last-Modified.
+func (e *entry) notModified(ifNoneMatch, ifModifiedSince []byte) bool {
 	if e.head.StatusCode() != fasthttp.StatusOK {
 		return false
 	}
-	if inm := h.Peek(fasthttp.HeaderIfNoneMatch); inm != nil {
-		return etagListMatches(inm, e.etag)
+	if ifNoneMatch != nil {
+		return etagListMatches(ifNoneMatch, e.etag)
 	}
-	if e.lastModified.IsZero() {
+	if e.lastModified.IsZero() || ifModifiedSince == nil {
 		return false
 	}
-	ims := h.Peek(fasthttp.HeaderIfModifiedSince)
-	if ims == nil {
-		return false
-	}
-	since, err := fasthttp.ParseHTTPDate(ims)
+	since, err := fasthttp.ParseHTTPDate(ifModifiedSince)
 	// An invalid date is ignored (§13.1.3).
 	return err == nil && !e.lastModified.After(since)
 }

@@ -236,3 +236,18 @@ func TestBypassScanKeepsCookieBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestConditionalWithCookie: with allow_authorized, a request carrying a Cookie is read by peeks
+// rather than one pass (scanRequest); its preconditions count all the same.
+func TestConditionalWithCookie(t *testing.T) {
+	t.Parallel()
+	c := newTestCache(t, testConfig(func(r *RuleConfig) { r.AllowAuthorized = true }))
+	o := newOrigin(200, "body", `ETag: "v1"`, "Last-Modified: "+lastModified)
+	do(c, t0, "/sites/MLA", o.fetch, "Cookie: a=1")
+	c.Wait()
+	for _, h := range []string{`If-None-Match: "v1"`, "If-Modified-Since: " + afterLM} {
+		if x := do(c, t0, "/sites/MLA", o.fetch, "Cookie: a=1", h); x.res != Hit || x.status != 304 {
+			t.Errorf("%s with a Cookie: %s %d, want HIT 304", h, x.res, x.status)
+		}
+	}
+}

@@ -35,8 +35,8 @@ func TestMatchParsedRequests(t *testing.T) {
 		if err := req.Read(bufio.NewReader(strings.NewReader(tt.raw))); err != nil {
 			t.Fatalf("%q: %v", tt.raw, err)
 		}
-		if got := st.match(&req) != nil; got != tt.cacheable {
-			t.Errorf("%q: cacheable = %v, want %v", tt.raw, got, tt.cacheable)
+		if r, _ := st.match(&req); (r != nil) != tt.cacheable {
+			t.Errorf("%q: cacheable = %v, want %v", tt.raw, r != nil, tt.cacheable)
 		}
 	}
 }

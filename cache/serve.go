@@ -33,12 +33,13 @@ func (c *Cache) Serve(now time.Time, req *fasthttp.Request, resp *fasthttp.Respo
 		c.m.bypass.Add(1)
 		return Bypass, fetch(req, resp)
 	}
-	r := st.match(req)
+	r, fields := st.match(req)
 	if r == nil {
 		return c.bypass(req, resp, fetch)
 	}
 	s := c.pool.Get().(*scratch)
 	defer c.pool.Put(s)
+	s.fields = fields
 	s.key, s.params = appendBaseKey(s.key[:0], s.params, req, r.allowAuth)
 	s.baseLen = len(s.key)
 	h := c.hash(s.key)
@@ -51,7 +52,7 @@ func (c *Cache) Serve(now time.Time, req *fasthttp.Request, resp *fasthttp.Respo
 	if e != nil && now.UnixNano() < e.expires {
 		e.writeTo(resp, now, Hit)
 		resp.SkipBody = req.Header.IsHead()
-		if e.notModified(&req.Header) {
+		if e.notModified(fields.ifNoneMatch, fields.ifModifiedSince) {
 			writeNotModified(resp)
 		}
 		c.m.hit.Add(1)
@@ -112,7 +113,7 @@ func (c *Cache) follow(now time.Time, st *state, r *rule, s *scratch, cl *call,
 	}
 	cl.entry.writeTo(resp, now, cl.result)
 	resp.SkipBody = req.Header.IsHead()
-	if cl.entry.notModified(&req.Header) {
+	if cl.entry.notModified(s.fields.ifNoneMatch, s.fields.ifModifiedSince) {
 		writeNotModified(resp)
 	}
 	return cl.result, nil
@@ -159,7 +160,9 @@ func (c *Cache) lead(now time.Time, st *state, r *rule, s *scratch, h uint64, cl
 	close(cl.done)
 	published = true
 	resp.SkipBody = head
-	if cl.result == Miss && cl.entry != nil && cl.entry.notModified(&s.hdr) {
+	// The client's own preconditions, from the copy: fetch rewrote req's header.
+	if cl.result == Miss && cl.entry != nil &&
+		cl.entry.notModified(s.hdr.Peek(fasthttp.HeaderIfNoneMatch), s.hdr.Peek(fasthttp.HeaderIfModifiedSince)) {
 		writeNotModified(resp)
 	}
 	return cl.result, err
