@@ -1,5 +1,10 @@
 package stats
 
+import (
+	"cmp"
+	"slices"
+)
+
 // keyBufLen is the fixed key size of a sketch slot: a 16-byte IP followed by
 // up to MaxKeyLen bytes of path.
 const keyBufLen = 16 + MaxKeyLen
@@ -22,28 +27,32 @@ type ssEntry struct {
 // overestimated by at most err. Keys are identified by their 64-bit hash
 // alone: a collision (odds ~ slots²/2^64) merges two keys.
 //
-// A min-heap on count (built when the sketch fills) finds the victim in
-// O(log capacity); an open-addressing
-// table (linear probing, backward-shift deletion) of entry indexes finds a key
-// without a Go map, whose string keys would allocate. Memory is fixed at
-// construction. It is not safe for concurrent use.
+// An open-addressing table (linear probing, backward-shift deletion) of entry
+// indexes finds a key without a Go map, whose string keys would allocate. Once
+// the sketch is full, the paper's Stream-Summary finds the victim: buckets of
+// equal count in a list of ascending counts, each holding its entries in a
+// list. An increment moves an entry to the next bucket and an eviction takes
+// the first entry of the first bucket, both O(1). (A min-heap made every
+// eviction under a flood of new keys sift the whole depth, log2(capacity)
+// levels, because all counts are then nearly equal.) The links are int32
+// indexes in compact arrays, so walking them does not touch the ~300-byte
+// entries. Memory is fixed at construction. It is not safe for concurrent use.
 type sketch struct {
 	entries []ssEntry
-	n       int        // entries in use
-	heap    []heapItem // min-heap by count, kept only once the sketch is full
-	pos     []int32    // entry index -> its position in heap
-	table   []int16    // entry index+1 per hash slot, 0 = empty
+	n       int     // entries in use
+	table   []int16 // entry index+1 per hash slot, 0 = empty
 	mask    uint64
-}
 
-// heapItem mirrors an entry's count next to its index, so sifting compares 16-byte items in one
-// small array instead of reading ~300-byte entries: under a flood of new keys every request
-// evicts, and the comparisons' cache misses were 30% of Record. For the same reason each entry's
-// heap position lives in the compact sketch.pos, not in the entry: a sift writes one position
-// per level, and in the entries each write was a cache miss of its own.
-type heapItem struct {
-	count uint64
-	idx   int32
+	// The Stream-Summary, built when the sketch fills (before that no key is
+	// evicted, so increments skip it: most minutes of most shards never fill).
+	// Entry i is in bucket bucketOf[i]; prevE/nextE link the entries of one
+	// bucket, bPrev/bNext the buckets in ascending bCount; -1 ends a list.
+	bucketOf, prevE, nextE []int32
+	bCount                 []uint64
+	bHead, bPrev, bNext    []int32
+	minB                   int32   // the lowest-count bucket, -1 when not built
+	free                   []int32 // unused bucket indexes
+	order                  []int32 // build's scratch
 }
 
 // newSketch returns an empty sketch monitoring up to capacity keys (<= 16383).
@@ -52,12 +61,21 @@ func newSketch(capacity int) *sketch {
 	for size < 2*capacity {
 		size *= 2
 	}
+	nb := capacity + 1 // at most one bucket per entry, plus one made before its old one empties
 	return &sketch{
-		entries: make([]ssEntry, capacity),
-		heap:    make([]heapItem, 0, capacity),
-		pos:     make([]int32, capacity),
-		table:   make([]int16, size),
-		mask:    uint64(size - 1),
+		entries:  make([]ssEntry, capacity),
+		table:    make([]int16, size),
+		mask:     uint64(size - 1),
+		bucketOf: make([]int32, capacity),
+		prevE:    make([]int32, capacity),
+		nextE:    make([]int32, capacity),
+		bCount:   make([]uint64, nb),
+		bHead:    make([]int32, nb),
+		bPrev:    make([]int32, nb),
+		bNext:    make([]int32, nb),
+		minB:     -1,
+		free:     make([]int32, 0, nb),
+		order:    make([]int32, capacity),
 	}
 }
 
@@ -73,10 +91,8 @@ func (s *sketch) add(h uint64, a, b []byte) {
 		}
 		if e := &s.entries[ix-1]; e.hash == h {
 			e.count++
-			if s.n == len(s.entries) {
-				p := s.pos[ix-1]
-				s.heap[p].count = e.count
-				s.down(int(p))
+			if s.minB >= 0 {
+				s.promote(int32(ix - 1))
 			}
 			return
 		}
@@ -89,24 +105,117 @@ func (s *sketch) add(h uint64, a, b []byte) {
 		e.count, e.err = 1, 0
 		s.setKey(e, h, a, b)
 		s.table[pos] = int16(i + 1)
-		s.pos[i] = int32(len(s.heap))
-		s.heap = append(s.heap, heapItem{idx: int32(i)}) // within capacity: no allocation
 		if s.n == len(s.entries) {
-			s.heapify()
+			s.build()
 		}
 		return
 	}
-	// Full: the least-counted key gives its slot to the new key, which
+	// Full: a least-counted key gives its slot to the new key, which
 	// inherits its count as the error bound.
-	i := int(s.heap[0].idx)
+	i := s.bHead[s.minB]
 	e := &s.entries[i]
 	s.remove(e.hash)
 	e.err = e.count
 	e.count++
-	s.heap[0].count = e.count
 	s.setKey(e, h, a, b)
-	s.insert(h, i)
-	s.down(0)
+	s.insert(h, int(i))
+	s.promote(i)
+}
+
+// build makes the Stream-Summary of the full sketch: entries sorted by count,
+// one bucket per distinct count.
+func (s *sketch) build() {
+	for i := range s.order {
+		s.order[i] = int32(i)
+	}
+	slices.SortFunc(s.order, func(x, y int32) int { return cmp.Compare(s.entries[x].count, s.entries[y].count) })
+	s.free = s.free[:0]
+	for b := len(s.bCount) - 1; b >= 0; b-- {
+		s.free = append(s.free, int32(b))
+	}
+	s.minB = -1
+	last := int32(-1)
+	for _, i := range s.order {
+		if last < 0 || s.bCount[last] != s.entries[i].count {
+			last = s.newBucketAfter(last, s.entries[i].count)
+		}
+		s.push(i, last)
+	}
+}
+
+// promote moves entry i, whose count was just incremented by one, to the
+// bucket of its new count.
+func (s *sketch) promote(i int32) {
+	c := s.entries[i].count
+	b := s.bucketOf[i]
+	switch next := s.bNext[b]; {
+	case next >= 0 && s.bCount[next] == c:
+		s.unlink(i)
+		s.push(i, next)
+	case s.bHead[b] == i && s.nextE[i] < 0:
+		s.bCount[b] = c // alone in its bucket: the bucket moves up with it, still below next
+	default:
+		nb := s.newBucketAfter(b, c)
+		s.unlink(i) // b keeps its other entries
+		s.push(i, nb)
+	}
+}
+
+// push puts entry i first in bucket b.
+func (s *sketch) push(i, b int32) {
+	s.bucketOf[i] = b
+	s.prevE[i] = -1
+	s.nextE[i] = s.bHead[b]
+	if s.bHead[b] >= 0 {
+		s.prevE[s.bHead[b]] = i
+	}
+	s.bHead[b] = i
+}
+
+// unlink takes entry i out of its bucket, and drops the bucket if that
+// emptied it.
+func (s *sketch) unlink(i int32) {
+	b := s.bucketOf[i]
+	p, n := s.prevE[i], s.nextE[i]
+	if p >= 0 {
+		s.nextE[p] = n
+	} else {
+		s.bHead[b] = n
+	}
+	if n >= 0 {
+		s.prevE[n] = p
+	}
+	if s.bHead[b] >= 0 {
+		return
+	}
+	bp, bn := s.bPrev[b], s.bNext[b]
+	if bp >= 0 {
+		s.bNext[bp] = bn
+	} else {
+		s.minB = bn
+	}
+	if bn >= 0 {
+		s.bPrev[bn] = bp
+	}
+	s.free = append(s.free, b) // within capacity: buckets never outnumber cap(free)
+}
+
+// newBucketAfter takes a free bucket for count and links it after b (-1: first).
+func (s *sketch) newBucketAfter(b int32, count uint64) int32 {
+	nb := s.free[len(s.free)-1]
+	s.free = s.free[:len(s.free)-1]
+	s.bCount[nb], s.bHead[nb], s.bPrev[nb] = count, -1, b
+	if b >= 0 {
+		s.bNext[nb] = s.bNext[b]
+		s.bNext[b] = nb
+	} else {
+		s.bNext[nb] = s.minB
+		s.minB = nb
+	}
+	if s.bNext[nb] >= 0 {
+		s.bPrev[s.bNext[nb]] = nb
+	}
+	return nb
 }
 
 // setKey copies a+b into e, truncating b at MaxKeyLen.
@@ -150,46 +259,10 @@ func (s *sketch) remove(h uint64) {
 	s.table[i] = 0
 }
 
-// heapify orders the heap. The heap is kept only once the sketch is full:
-// before that no key is evicted, so increments skip the sift (most minutes
-// of most shards never fill).
-func (s *sketch) heapify() {
-	for i := range s.heap {
-		s.heap[i].count = s.entries[s.heap[i].idx].count
-	}
-	for i := len(s.heap)/2 - 1; i >= 0; i-- {
-		s.down(i)
-	}
-}
-
-// down sifts heap[i] toward the leaves. It moves the hole rather than swapping: each level
-// writes one item and one position instead of two of each.
-func (s *sketch) down(i int) {
-	n := len(s.heap)
-	it := s.heap[i]
-	for {
-		c := 2*i + 1
-		if c >= n {
-			break
-		}
-		if c+1 < n && s.heap[c+1].count < s.heap[c].count {
-			c++
-		}
-		if s.heap[c].count >= it.count {
-			break
-		}
-		s.heap[i] = s.heap[c]
-		s.pos[s.heap[i].idx] = int32(i)
-		i = c
-	}
-	s.heap[i] = it
-	s.pos[it.idx] = int32(i)
-}
-
 // reset empties the sketch, keeping its memory.
 func (s *sketch) reset() {
 	s.n = 0
-	s.heap = s.heap[:0]
+	s.minB = -1
 	clear(s.table)
 }
 

@@ -10,8 +10,8 @@ import (
 )
 
 // TestSketchInvariants checks, under random churn, that every monitored key
-// is found through the hash table, the heap is a min-heap once full, and counts sum to
-// the number of adds (a space-saving invariant).
+// is found through the hash table, the Stream-Summary is consistent once full,
+// and counts sum to the number of adds (a space-saving invariant).
 func TestSketchInvariants(t *testing.T) {
 	t.Parallel()
 	for _, capacity := range []int{1, 3, 8, 80} {
@@ -47,17 +47,40 @@ func checkSketch(t *testing.T, s *sketch, adds uint64) {
 		if !found {
 			t.Fatalf("entry %d (hash %x) not reachable in the table", i, e.hash)
 		}
-		if s.n == len(s.entries) && (int(s.heap[s.pos[i]].idx) != i || s.heap[s.pos[i]].count != e.count) {
-			t.Fatalf("entry %d heap back-pointer or mirrored count wrong", i)
-		}
-	}
-	for i := 1; s.n == len(s.entries) && i < len(s.heap); i++ {
-		if s.heap[i].count < s.heap[(i-1)/2].count {
-			t.Fatalf("heap order broken at %d", i)
-		}
 	}
 	if sum != adds {
 		t.Fatalf("counts sum to %d, want %d adds", sum, adds)
+	}
+	if s.n < len(s.entries) {
+		if s.minB != -1 {
+			t.Fatalf("Stream-Summary built before the sketch is full (%d of %d)", s.n, len(s.entries))
+		}
+		return
+	}
+	// Full: buckets in strictly ascending count, each entry once, in the bucket of its count,
+	// with consistent back links; used and free buckets add up.
+	seen := make([]bool, s.n)
+	buckets, prev := 0, int32(-1)
+	for b := s.minB; b >= 0; prev, b = b, s.bNext[b] {
+		buckets++
+		if s.bPrev[b] != prev || (prev >= 0 && s.bCount[prev] >= s.bCount[b]) || s.bHead[b] < 0 {
+			t.Fatalf("bucket %d (count %d): bad link, order or empty", b, s.bCount[b])
+		}
+		pe := int32(-1)
+		for i := s.bHead[b]; i >= 0; pe, i = i, s.nextE[i] {
+			if seen[i] || s.prevE[i] != pe || s.bucketOf[i] != b || s.entries[i].count != s.bCount[b] {
+				t.Fatalf("entry %d in bucket %d (count %d): seen twice, bad link or count %d", i, b, s.bCount[b], s.entries[i].count)
+			}
+			seen[i] = true
+		}
+	}
+	for i, ok := range seen {
+		if !ok {
+			t.Fatalf("entry %d in no bucket", i)
+		}
+	}
+	if buckets+len(s.free) != len(s.bCount) {
+		t.Fatalf("%d buckets in use + %d free != %d", buckets, len(s.free), len(s.bCount))
 	}
 }
 
