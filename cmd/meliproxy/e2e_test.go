@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -164,6 +165,24 @@ ttl = "1m"
 	}
 	if resp.Header.Get("Age") == "" {
 		t.Errorf("hit without Age")
+	}
+	// A client revalidating with the ETag it holds gets 304 from memory: no body, the validators,
+	// its own rate-limit fields still stamped by the proxy.
+	etag := resp.Header.Get("Etag")
+	req, err := http.NewRequest("GET", "http://"+n.addr+"/categories/MLA1055", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("If-None-Match", etag)
+	nm, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nmBody, _ := io.ReadAll(nm.Body)
+	nm.Body.Close()
+	if etag == "" || nm.StatusCode != 304 || len(nmBody) != 0 || nm.Header.Get("Etag") != etag || nm.Header.Get("X-Cache") != "HIT" {
+		t.Errorf("revalidation with %q: %d, %d body bytes, ETag %q, X-Cache %q; want 304, none, the same ETag, HIT",
+			etag, nm.StatusCode, len(nmBody), nm.Header.Get("Etag"), nm.Header.Get("X-Cache"))
 	}
 	// Uncached routes are forwarded every time.
 	get(t, "http://"+n.addr+"/users/1")
