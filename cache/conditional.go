@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -14,25 +15,44 @@ import (
 // On a miss the leader's fetch goes upstream without those two fields (stripConditional), as
 // nginx does: the cache needs the whole 200 to store it and to hand it to coalesced requests,
 // and an upstream 304 would be neither. The client's condition is then evaluated against what
-// came back.
+// it is answered with: the stored entry, the stale copy, or the unstored 200.
 
 // notModified reports whether the client's preconditions (If-None-Match and If-Modified-Since
 // values, nil when absent) say its copy of e is current, so that e may be answered with 304.
-// If-None-Match, when present, decides alone (§13.2.2); If-Modified-Since counts only without it
-// and only against a stored Last-Modified.
 func (e *entry) notModified(ifNoneMatch, ifModifiedSince []byte) bool {
-	if e.head.StatusCode() != fasthttp.StatusOK {
+	return preconditionsHold(e.head.StatusCode(), e.etag, e.lastModified, ifNoneMatch, ifModifiedSince)
+}
+
+// respNotModified is notModified for an answer that was not stored (a Cache-Control: no-cache
+// 200, say): its validators are read from resp itself.
+func respNotModified(resp *fasthttp.Response, ifNoneMatch, ifModifiedSince []byte) bool {
+	if ifNoneMatch == nil && ifModifiedSince == nil {
+		return false
+	}
+	var lastModified time.Time
+	if v := resp.Header.Peek(fasthttp.HeaderLastModified); v != nil {
+		lastModified, _ = fasthttp.ParseHTTPDate(v)
+	}
+	return preconditionsHold(resp.StatusCode(), resp.Header.Peek(fasthttp.HeaderETag), lastModified, ifNoneMatch, ifModifiedSince)
+}
+
+// preconditionsHold is the evaluation of RFC 9110 §13.2.2 for a GET or HEAD answered with status
+// and the validators etag and lastModified (zero: none): If-None-Match, when present, decides
+// alone; If-Modified-Since counts only without it and only against a Last-Modified. Only a 200 is
+// validated.
+func preconditionsHold(status int, etag []byte, lastModified time.Time, ifNoneMatch, ifModifiedSince []byte) bool {
+	if status != fasthttp.StatusOK {
 		return false
 	}
 	if ifNoneMatch != nil {
-		return etagListMatches(ifNoneMatch, e.etag)
+		return etagListMatches(ifNoneMatch, etag)
 	}
-	if e.lastModified.IsZero() || ifModifiedSince == nil {
+	if lastModified.IsZero() || ifModifiedSince == nil {
 		return false
 	}
 	since, err := fasthttp.ParseHTTPDate(ifModifiedSince)
 	// An invalid date is ignored (§13.1.3).
-	return err == nil && !e.lastModified.After(since)
+	return err == nil && !lastModified.After(since)
 }
 
 // etagListMatches reports whether the If-None-Match field value list matches etag by weak

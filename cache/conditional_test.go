@@ -251,3 +251,30 @@ func TestConditionalWithCookie(t *testing.T) {
 		}
 	}
 }
+
+// TestConditionalStaleAndUnstored: the client's preconditions are checked against whatever a
+// cached path answers with: a stale copy served because the upstream failed, or a 200 fetched
+// but not stored (no-cache), alone with no request waiting on it.
+func TestConditionalStaleAndUnstored(t *testing.T) {
+	t.Parallel()
+	c := newTestCache(t, testConfig(nil)) // ttl 1m, stale 5m
+	o := newOrigin(200, "body", `ETag: "v1"`)
+	do(c, t0, "/sites/MLA", o.fetch)
+	c.Wait()
+	o.set(func(o *origin) { o.err = errUpstream })
+	x := do(c, t0.Add(2*time.Minute), "/sites/MLA", o.fetch, `If-None-Match: "v1"`)
+	if x.res != Stale || x.status != 304 || !x.resp.SkipBody {
+		t.Errorf("stale copy, matching tag: %s %d skip body %v, want STALE 304 without body", x.res, x.status, x.resp.SkipBody)
+	}
+	if x := do(c, t0.Add(2*time.Minute), "/sites/MLA", o.fetch, `If-None-Match: "v0"`); x.res != Stale || x.status != 200 {
+		t.Errorf("stale copy, other tag: %s %d, want STALE 200", x.res, x.status)
+	}
+
+	u := newOrigin(200, "body", `ETag: "u1"`, "Cache-Control: no-cache")
+	if x := do(c, t0, "/sites/unstored", u.fetch, `If-None-Match: "u1"`); x.res != Miss || x.status != 304 {
+		t.Errorf("unstored 200, matching tag: %s %d, want MISS 304", x.res, x.status)
+	}
+	if x := do(c, t0, "/sites/unstored", u.fetch, `If-None-Match: "u0"`); x.res != Miss || x.status != 200 || x.body != "body" {
+		t.Errorf("unstored 200, other tag: %s %d %q, want MISS 200 body", x.res, x.status, x.body)
+	}
+}

@@ -160,10 +160,13 @@ func (c *Cache) lead(now time.Time, st *state, r *rule, s *scratch, h uint64, cl
 	close(cl.done)
 	published = true
 	resp.SkipBody = head
-	// The client's own preconditions, from the copy: fetch rewrote req's header.
-	if cl.result == Miss && cl.entry != nil &&
-		cl.entry.notModified(s.hdr.Peek(fasthttp.HeaderIfNoneMatch), s.hdr.Peek(fasthttp.HeaderIfModifiedSince)) {
-		writeNotModified(resp)
+	// The client's own preconditions, from the copy (fetch rewrote req's header), against what it
+	// is answered with: the entry stored or the stale copy, else the upstream's answer itself.
+	if err == nil {
+		inm, ims := s.hdr.Peek(fasthttp.HeaderIfNoneMatch), s.hdr.Peek(fasthttp.HeaderIfModifiedSince)
+		if (cl.entry != nil && cl.entry.notModified(inm, ims)) || (cl.entry == nil && respNotModified(resp, inm, ims)) {
+			writeNotModified(resp)
+		}
 	}
 	return cl.result, err
 }
