@@ -118,3 +118,15 @@ func do(c *Cache, now time.Time, target string, fetch Fetcher, headers ...string
 	res, err := c.Serve(now, &req, resp, fetch)
 	return exchange{res: res, err: err, status: resp.StatusCode(), body: string(resp.Body()), resp: resp}
 }
+
+// waitFor polls cond every millisecond, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
