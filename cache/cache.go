@@ -269,9 +269,10 @@ type requestFields struct {
 	ifNoneMatch, ifModifiedSince []byte
 }
 
-// scanRequest reads h's fields for requestFields. Without a Cookie it reads them in one pass,
-// cheaper than a Peek per name (each copies and normalises the name). With one it peeks: h.All
-// would parse the cookies, and fasthttp then forwards them re-serialised instead of byte for byte.
+// scanRequest reads h's fields for requestFields. Without a Cookie it reads them in one pass:
+// 53-70 ns/op on a typical 5-field request against 285-463 for a Peek per name (each copies and
+// normalises the name; BenchmarkScanRequest, -cpu 1). With a Cookie it peeks: h.All would parse
+// the cookies, and fasthttp then forwards them re-serialised instead of byte for byte.
 func scanRequest(h *fasthttp.RequestHeader) requestFields {
 	var f requestFields
 	if len(h.Peek(fasthttp.HeaderCookie)) > 0 {

@@ -29,11 +29,17 @@ func respNotModified(resp *fasthttp.Response, ifNoneMatch, ifModifiedSince []byt
 	if ifNoneMatch == nil && ifModifiedSince == nil {
 		return false
 	}
-	var lastModified time.Time
-	if v := resp.Header.Peek(fasthttp.HeaderLastModified); v != nil {
+	etag, lastModified := validators(&resp.Header)
+	return preconditionsHold(resp.StatusCode(), etag, lastModified, ifNoneMatch, ifModifiedSince)
+}
+
+// validators returns h's ETag (nil: none; it points into h) and Last-Modified (zero: none or
+// invalid, so never validated against).
+func validators(h *fasthttp.ResponseHeader) (etag []byte, lastModified time.Time) {
+	if v := h.Peek(fasthttp.HeaderLastModified); v != nil {
 		lastModified, _ = fasthttp.ParseHTTPDate(v)
 	}
-	return preconditionsHold(resp.StatusCode(), resp.Header.Peek(fasthttp.HeaderETag), lastModified, ifNoneMatch, ifModifiedSince)
+	return h.Peek(fasthttp.HeaderETag), lastModified
 }
 
 // preconditionsHold is the evaluation of RFC 9110 §13.2.2 for a GET or HEAD answered with status

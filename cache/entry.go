@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"time"
@@ -90,12 +91,8 @@ func newEntry(key []byte, resp *fasthttp.Response, stored bool) *entry {
 		e.size += int64(len(k) + len(v))
 		e.cost += fieldOverhead
 	}
-	if v := resp.Header.Peek(fasthttp.HeaderETag); v != nil {
-		e.etag = append([]byte(nil), v...)
-	}
-	if v := resp.Header.Peek(fasthttp.HeaderLastModified); v != nil {
-		e.lastModified, _ = fasthttp.ParseHTTPDate(v) // zero when invalid: never validated against
-	}
+	etag, lm := validators(&resp.Header)
+	e.etag, e.lastModified = bytes.Clone(etag), lm // cloned: etag points into resp
 	e.size += int64(len(e.key) + len(e.body))
 	e.cost += e.size + entryOverhead
 	return e
