@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"testing"
@@ -189,4 +190,25 @@ func TestLeaderPanic(t *testing.T) {
 	if !errors.Is(x.err, errLeaderAborted) {
 		t.Errorf("waiter error = %v", x.err)
 	}
+}
+
+// TestReplayXCache: entries carry X-Cache: HIT; every other answer made from an entry (a
+// coalesced copy, a stale copy) has exactly one X-Cache line, with its own result.
+func TestReplayXCache(t *testing.T) {
+	t.Parallel()
+	c := newTestCache(t, testConfig(nil)) // ttl 1m, stale 5m
+	o := newOrigin(200, "x")
+	check := func(x exchange, want string) {
+		t.Helper()
+		if n := bytes.Count(x.resp.Header.Header(), []byte("X-Cache")); n != 1 || x.header("X-Cache") != want {
+			t.Errorf("%s: %d X-Cache lines, value %q; want one, %s", x.res, n, x.header("X-Cache"), want)
+		}
+	}
+	for _, x := range serveConcurrently(t, c, o, 4, "/sites/MLA") {
+		check(x, "MISS")
+	}
+	c.Wait()
+	check(do(c, t0, "/sites/MLA", o.fetch), "HIT")
+	o.set(func(o *origin) { o.err = errUpstream })
+	check(do(c, t0.Add(2*time.Minute), "/sites/MLA", o.fetch), "STALE")
 }

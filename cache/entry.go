@@ -91,6 +91,9 @@ func newEntry(key []byte, resp *fasthttp.Response, stored bool) *entry {
 		e.size += int64(len(k) + len(v))
 		e.cost += fieldOverhead
 	}
+	// X-Cache comes last, as HIT, the answer of almost every replay: a hit then copies it with the
+	// rest instead of setting it (writeTo replaces it for the other results).
+	e.head.SetCanonical(xCacheName, resultValues[Hit])
 	etag, lm := validators(&resp.Header)
 	e.etag, e.lastModified = bytes.Clone(etag), lm // cloned: etag points into resp
 	e.size += int64(len(e.key) + len(e.body))
@@ -130,7 +133,9 @@ func (e *entry) writeTo(resp *fasthttp.Response, now time.Time, r Result) {
 	resp.Reset()
 	e.head.CopyTo(&resp.Header)
 	resp.SetBodyRaw(e.body)
-	resp.Header.SetCanonical(xCacheName, resultValues[r])
+	if r != Hit {
+		resp.Header.SetCanonical(xCacheName, resultValues[r])
+	}
 	if e.stored != 0 {
 		setAge(resp, now.UnixNano()-e.stored)
 	}
