@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/meliproxy/meliproxy/cache"
+	"github.com/meliproxy/meliproxy/internal/syncbuf"
 	"github.com/meliproxy/meliproxy/limiter"
 )
 
@@ -36,7 +37,7 @@ type env struct {
 	cache     *cache.Cache
 	h         fasthttp.RequestHandler
 	rulesPath string
-	logs      *syncBuffer
+	logs      *syncbuf.Buffer
 
 	mu        sync.Mutex
 	inline    []limiter.RuleConfig
@@ -45,23 +46,6 @@ type env struct {
 	failNext  error // the next reload fails with this
 	reloadErr string
 	now       time.Time
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 const testRules = `
@@ -80,7 +64,7 @@ rate = "100/m"
 // newEnv builds an env. rulesFile "" means no limits.rules_file; tokens nil means open mode.
 func newEnv(t *testing.T, rulesFile string, tokens []Token) *env {
 	t.Helper()
-	e := &env{t: t, logs: &syncBuffer{}, now: time.Now().Truncate(time.Second)}
+	e := &env{t: t, logs: &syncbuf.Buffer{}, now: time.Now().Truncate(time.Second)}
 	// Near the real time: the limiter prunes expired deny entries by its own clock.
 	e.inline = []limiter.RuleConfig{{ID: "inline", Paths: []string{"/x"}, Rate: "5/s"}}
 	if rulesFile != "" {

@@ -1,36 +1,18 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/meliproxy/meliproxy/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the access log's flusher goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestAccessLogLines(t *testing.T) {
 	t.Parallel()
@@ -40,7 +22,7 @@ func TestAccessLogLines(t *testing.T) {
 		}
 		ctx.SetBodyString("hello")
 	})
-	var out syncBuffer
+	var out syncbuf.Buffer
 	p, err := New(Options{
 		Upstream:  UpstreamConfig{URL: up},
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
